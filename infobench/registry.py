@@ -1,0 +1,95 @@
+"""One registry for everything that can be named in a spec.
+
+``register(kind, name)`` files a class under a kind ("task", "dataset", "model",
+"calibration.method", ...). ``get(kind, name)`` returns it or raises an error that lists the
+close matches. Registered classes carry a pydantic ``Params`` model whose fields (with the
+paper's defaults) are what ``infobench list`` prints.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from infobench.errors import RegistryError
+
+T = TypeVar("T")
+
+_REGISTRY: dict[str, dict[str, Any]] = {}
+
+# Packages whose modules register plugins when imported. Importing them is what fills the registry.
+PLUGIN_PACKAGES = ("infobench.data", "infobench.models", "infobench.tasks")
+
+
+def register(kind: str, name: str) -> Callable[[T], T]:
+    """Class decorator: file ``obj`` under ``kind``/``name``; names are unique within a kind."""
+
+    def decorator(obj: T) -> T:
+        table = _REGISTRY.setdefault(kind, {})
+        if name in table and table[name] is not obj:
+            raise ValueError(f"{kind} {name!r} is registered twice ({table[name]!r} and {obj!r})")
+        table[name] = obj
+        obj.registered_name = name  # type: ignore[attr-defined]
+        return obj
+
+    return decorator
+
+
+def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
+    """A ' (did you mean X?)' suffix for the closest choices, or '' when none is close."""
+    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+def get(kind: str, name: str) -> Any:
+    """Look up ``name`` under ``kind``; unknown names raise ``RegistryError`` with close matches."""
+    load_plugins()
+    table = _REGISTRY.get(kind, {})
+    if name not in table:
+        known = sorted(table)
+        raise RegistryError(
+            f"unknown {kind} {name!r}{did_you_mean(name, known)}; known: {', '.join(known) or 'none'}"
+        )
+    return table[name]
+
+
+def names(kind: str) -> list[str]:
+    """Sorted names registered under ``kind``."""
+    load_plugins()
+    return sorted(_REGISTRY.get(kind, {}))
+
+
+def kinds() -> list[str]:
+    load_plugins()
+    return sorted(_REGISTRY)
+
+
+def items(kind: str) -> list[tuple[str, Any]]:
+    load_plugins()
+    return sorted(_REGISTRY.get(kind, {}).items())
+
+
+_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every module of the plugin packages once, so that their decorators run."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for package_name in PLUGIN_PACKAGES:
+        package = importlib.import_module(package_name)
+        for module in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
+            importlib.import_module(module.name)
+
+
+def describe(obj: Any) -> str:
+    """The first line of an object's docstring: its one-line description."""
+    doc = (obj.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""

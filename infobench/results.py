@@ -1,0 +1,237 @@
+"""The tidy results folder: runs.csv, metrics.csv, spec.yaml, manifest.json, logs/, plots/.
+
+Every write goes to a temporary file in the same folder, is fsynced, then renamed over the
+target, so a killed process leaves either the old or the new file, never a torn row. The
+driver process is the only writer. Metrics of a run are written before its ``done`` row in
+runs.csv, so a run counts as finished only once both are on disk; metric rows of runs that
+are not ``done`` are ignored by readers and purged by the next ``infobench run``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from infobench.errors import InfobenchError
+
+RUN_COLUMNS = (
+    "run_id", "task", "dataset", "model", "method", "variant", "seed",
+    "params", "status", "error", "seconds",
+)
+METRIC_COLUMNS = (
+    "run_id", "task", "dataset", "model", "method", "variant", "seed",
+    "split", "step", "metric", "value",
+)
+STATUSES = ("done", "failed", "diverged")
+RUNS_FILE = "runs.csv"
+METRICS_FILE = "metrics.csv"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"newline": "", "encoding": "utf-8"})) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_append_rows(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Append CSV rows atomically: copy the file, append, fsync, rename over the original."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
+    if not path.exists():
+        writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+            if path.exists():
+                with open(path, encoding="utf-8", newline="") as existing:
+                    shutil.copyfileobj(existing, out, 1 << 20)
+            out.write(buffer.getvalue())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def rewrite_rows(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """Atomically replace a CSV file with ``rows`` (used to drop rows of unfinished runs)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
+    atomic_write(path, buffer.getvalue())
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # full precision, round-trips exactly
+    return value
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of a CSV written by this module, as dicts of strings ([] when the file is absent)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+class ResultsFolder:
+    """One ``results/<name>/`` folder: where a spec's runs land."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @property
+    def runs_path(self) -> Path:
+        return self.root / RUNS_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    def run_rows(self) -> dict[str, dict[str, str]]:
+        """The latest row of each run_id in runs.csv."""
+        return {row["run_id"]: row for row in read_rows(self.runs_path)}
+
+    def done_ids(self) -> set[str]:
+        return {rid for rid, row in self.run_rows().items() if row.get("status") == "done"}
+
+    def record(self, run_row: dict[str, Any], metric_rows: list[dict[str, Any]]) -> None:
+        """Write one finished run: its metric rows first, then its row in runs.csv (the commit)."""
+        if metric_rows:
+            atomic_append_rows(self.metrics_path, METRIC_COLUMNS, metric_rows)
+        previous = read_rows(self.runs_path)
+        kept = [row for row in previous if row["run_id"] != run_row["run_id"]]
+        rewrite_rows(self.runs_path, RUN_COLUMNS, [*kept, run_row])
+
+    def purge(self, run_ids: set[str]) -> int:
+        """Drop the metric rows of ``run_ids`` and of every run not ``done``; returns rows dropped."""
+        if not self.metrics_path.exists():
+            return 0
+        done = self.done_ids() - set(run_ids)
+        rows = read_rows(self.metrics_path)
+        kept = [row for row in rows if row["run_id"] in done]
+        if len(kept) != len(rows):
+            rewrite_rows(self.metrics_path, METRIC_COLUMNS, kept)
+        return len(rows) - len(kept)
+
+
+def is_results_folder(path: Path) -> bool:
+    return (Path(path) / RUNS_FILE).is_file()
+
+
+def load_runs(dirs: Sequence[str | Path]):
+    """runs.csv of one or many result folders as one DataFrame, with a ``source`` column."""
+    import pandas as pd
+
+    frames = []
+    for d in dirs:
+        d = Path(d)
+        _check_folder(d)
+        df = pd.read_csv(d / RUNS_FILE, dtype={"run_id": str, "error": str, "variant": str})
+        df.insert(0, "source", d.name)
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=("source", *RUN_COLUMNS))
+
+
+def load_metrics(dirs: Sequence[str | Path], only_done: bool = True):
+    """metrics.csv of one or many result folders as one tidy DataFrame with a ``source`` column.
+
+    Only rows of runs recorded ``done`` are returned unless ``only_done`` is False. ``step``
+    is a nullable integer: missing for final values.
+    """
+    import pandas as pd
+
+    frames = []
+    for d in dirs:
+        d = Path(d)
+        _check_folder(d)
+        runs = pd.read_csv(d / RUNS_FILE, dtype={"run_id": str})
+        if not (d / METRICS_FILE).exists():
+            continue
+        df = pd.read_csv(d / METRICS_FILE, dtype={"run_id": str, "variant": str, "split": str, "metric": str})
+        if only_done:
+            df = df[df["run_id"].isin(runs.loc[runs["status"] == "done", "run_id"])]
+        df["step"] = df["step"].astype("Int64")
+        df.insert(0, "source", d.name)
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=("source", *METRIC_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _check_folder(d: Path) -> None:
+    if not d.exists():
+        raise InfobenchError(f"{d}: no such results folder")
+    if not is_results_folder(d):
+        raise InfobenchError(f"{d}: not an infobench results folder (no {RUNS_FILE})")
+    with open(d / RUNS_FILE, encoding="utf-8") as f:
+        header = f.readline().strip().split(",")
+    missing = [c for c in RUN_COLUMNS if c not in header]
+    if missing:
+        raise InfobenchError(f"{d / RUNS_FILE}: missing columns {missing}; written by another version of infobench?")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
