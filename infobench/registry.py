@@ -40,7 +40,7 @@ def register(kind: str, name: str) -> Callable[[T], T]:
 
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
     """A ' (did you mean X?)' suffix for the closest choices, or '' when none is close."""
-    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.5)
+    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.6)
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
@@ -53,7 +53,7 @@ def get(kind: str, name: str) -> Any:
     if name not in table:
         known = sorted(table)
         raise RegistryError(
-            f"unknown {kind} {name!r}{did_you_mean(name, known)}; known: {', '.join(known) or 'none'}"
+            f"unknown {kind.replace('.', ' ')} {name!r}{did_you_mean(name, known)}; known: {', '.join(known) or 'none'}"
         )
     return table[name]
 

@@ -1,0 +1,3 @@
+from infobench.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""Human-readable views for the CLI: what is registered (``list``) and what a folder holds (``show``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from infobench import registry
+from infobench.errors import InfobenchError
+
+KIND_ALIASES = {"tasks": "task", "datasets": "dataset", "models": "model", "methods": "methods"}
+
+
+def _params_text(cls: Any) -> str:
+    params = getattr(cls, "Params", None)
+    if params is None or not params.model_fields:
+        return "-"
+    parts = []
+    for name, info in params.model_fields.items():
+        default = "required" if info.is_required() else repr(info.get_default(call_default_factory=True))
+        parts.append(f"{name}={default}")
+    return ", ".join(parts)
+
+
+def _plugin_table(title: str, kind: str) -> Table:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("description")
+    table.add_column("parameters (defaults)", style="dim")
+    for name, cls in registry.items(kind):
+        table.add_row(name, registry.describe(cls), _params_text(cls))
+    return table
+
+
+def tables(kind: str | None, task: str | None) -> list[Table]:
+    """Tables for ``infobench list [kind] [task]``."""
+    if kind is None:
+        kinds = ["tasks", "datasets", "models", "methods"]
+    else:
+        if kind not in KIND_ALIASES:
+            raise InfobenchError(f"unknown kind {kind!r}{registry.did_you_mean(kind, list(KIND_ALIASES))}; one of {', '.join(KIND_ALIASES)}")
+        kinds = [kind]
+    out = []
+    for k in kinds:
+        if k == "methods":
+            task_names = [task] if task else registry.names("task")
+            for t in task_names:
+                task_cls = registry.get("task", t)
+                out.append(_plugin_table(f"methods of task {t}", task_cls.method_kind))
+        else:
+            out.append(_plugin_table(k, KIND_ALIASES[k]))
+    return out
+
+
+def show_folder(folder: Path, console) -> None:
+    """Print what a results folder holds."""
+    from infobench.results import load_metrics, load_runs
+
+    runs = load_runs([folder])
+    metrics = load_metrics([folder])
+    spec_path = folder / "spec.yaml"
+    manifest_path = folder / "manifest.json"
+    console.print(f"[bold]{folder}[/]")
+    if spec_path.exists():
+        import yaml
+
+        spec = yaml.safe_load(spec_path.read_text())
+        console.print(f"spec: {spec.get('name')} (task {spec.get('task')}, dataset {spec.get('dataset', {}).get('name')}, seeds {spec.get('seeds')})")
+    if manifest_path.exists():
+        info = json.loads(manifest_path.read_text())
+        console.print(f"written by infobench {info.get('infobench')} at {info.get('started')} on {info.get('host')} (torch {info.get('torch')}, commit {str(info.get('git_commit'))[:10] or '-'})")
+    counts = runs["status"].value_counts().to_dict()
+    console.print("runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if not metrics.empty:
+        table = Table(title="metrics", title_justify="left")
+        for col in ("metric", "splits", "rows"):
+            table.add_column(col)
+        for name, group in metrics.groupby("metric"):
+            splits = sorted(group["split"].unique())
+            table.add_row(name, ", ".join(splits[:6]) + (f" (+{len(splits) - 6})" if len(splits) > 6 else ""), str(len(group)))
+        console.print(table)
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    plots = [str(p) for p in files if p.suffix == ".png"]
+    logs = [p for p in files if p.parts[0] == "logs"]
+    console.print(f"files: {len(files)} ({len(plots)} plots, {len(logs)} logs)")
+    for p in plots[:20]:
+        console.print(f"  {p}")

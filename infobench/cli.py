@@ -1,0 +1,192 @@
+"""The ``infobench`` command line. Thin: parse, call the library, print with rich.
+
+Torch is never imported at module level so ``--help`` and ``compare`` start fast.
+Exit codes: 0 every run done, 1 some runs failed or diverged, 2 bad input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from infobench.errors import InfobenchError
+
+app = typer.Typer(
+    name="infobench",
+    help="Run information-theoretic deep learning experiments from YAML specs and compare the results.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)  # messages hold paths: never break them mid-line
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class Format(str, Enum):
+    rich = "rich"
+    md = "md"
+    csv = "csv"
+    latex = "latex"
+
+
+def _fail(exc: InfobenchError) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+@app.command()
+def run(
+    specs: Annotated[list[Path], typer.Argument(help="spec files (YAML)", show_default=False)],
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="override a value: key.path=value (YAML scalar)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="results root; each spec writes to OUT/<name>/")] = Path("results"),
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="runs in parallel (loky processes)")] = 1,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads per run (default: cores / jobs)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="rerun runs already finished")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the planned runs and exit")] = False,
+) -> None:
+    """Run every run of the given specs, skipping those already finished."""
+    from infobench import runner
+    from infobench.spec import load_spec
+
+    try:
+        loaded = [load_spec(path, set_ or []) for path in specs]  # all specs valid before anything runs
+        plans = [runner.plan(spec, out, force=force) for spec in loaded]
+    except InfobenchError as exc:
+        raise _fail(exc) from None
+    if dry_run:
+        for the_plan in plans:
+            _print_plan(the_plan)
+        return
+    ok = True
+    for the_plan in plans:
+        try:
+            summary = runner.execute(the_plan, jobs=jobs, threads=threads, console=console)
+        except InfobenchError as exc:
+            raise _fail(exc) from None
+        except KeyboardInterrupt:
+            err_console.print(f"[yellow]interrupted: finished runs are saved in {the_plan.folder.root}; run again to continue")
+            raise typer.Exit(130) from None
+        ok &= summary.ok
+        _print_summary(summary)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _print_plan(the_plan) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{the_plan.spec.name}: {len(the_plan.todo)} to run, {len(the_plan.runs) - len(the_plan.todo)} finished")
+    for col in ("run_id", "method", "variant", "seed", "status"):
+        table.add_column(col)
+    for r in the_plan.runs:
+        table.add_row(r.run_id, r.method, r.variant, str(r.seed), "finished" if r.run_id in the_plan.finished else "to run")
+    console.print(table)
+
+
+def _print_summary(summary) -> None:
+    from infobench.compare import compare, rich_tables
+
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
+    console.print(f"[bold]{summary.folder}[/]: {summary.planned} runs, {summary.skipped} already finished, {counts} ({summary.seconds:.1f} s)")
+    from infobench import registry
+    from infobench.results import load_runs
+
+    task_names = load_runs([summary.folder])["task"].unique()
+    shown = registry.get("task", task_names[0]).summary_metrics if len(task_names) == 1 else None
+    try:
+        result = compare([summary.folder], metrics=list(shown) if shown else None)
+    except InfobenchError as exc:
+        console.print(f"[yellow]{exc}")
+        return
+    for table in rich_tables(result):
+        console.print(table)
+    for path in summary.plots:
+        console.print(f"plot: {path}")
+
+
+@app.command("compare")
+def compare_cmd(
+    dirs: Annotated[list[Path], typer.Argument(help="result folders", show_default=False)],
+    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="metric to show (repeatable)")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="only this split/domain")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="extra grouping columns, comma-separated")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="method to report deltas against")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.rich,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="write the table to this file")] = None,
+) -> None:
+    """Final metrics aggregated over seeds (mean ± std), side by side across result folders."""
+    from infobench.compare import compare, render, rich_tables
+
+    try:
+        result = compare(dirs, metrics=metric or None, split=split,
+                         by=[c.strip() for c in by.split(",") if c.strip()] if by else None, baseline=baseline)
+    except InfobenchError as exc:
+        raise _fail(exc) from None
+    if fmt is Format.rich and out_file is None:
+        for table in rich_tables(result):
+            console.print(table)
+        return
+    text = render(result, "md" if fmt is Format.rich else fmt.value)
+    if out_file is not None:
+        from infobench.results import atomic_write
+
+        atomic_write(out_file, text)
+        console.print(f"wrote {out_file}")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command("list")
+def list_cmd(
+    kind: Annotated[Optional[str], typer.Argument(help="tasks | methods | datasets | models")] = None,
+    task: Annotated[Optional[str], typer.Argument(help="task whose methods to list")] = None,
+) -> None:
+    """What is registered, with one-line descriptions and each plugin's parameters."""
+    from infobench import catalog
+
+    try:
+        for table in catalog.tables(kind, task):
+            console.print(table)
+    except InfobenchError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def validate(specs: Annotated[list[Path], typer.Argument(help="spec files", show_default=False)],
+             set_: Annotated[Optional[list[str]], typer.Option("--set", help="override key.path=value")] = None) -> None:
+    """Check specs without running them; prints every problem with its key path."""
+    from infobench.spec import load_spec
+
+    bad = 0
+    for path in specs:
+        try:
+            spec = load_spec(path, set_ or [])
+        except InfobenchError as exc:
+            err_console.print(f"[red]✗[/] {exc}", highlight=False)
+            bad += 1
+            continue
+        console.print(f"[green]✓[/] {path}: {spec.task}, {len(spec.runs())} runs ({len(spec.variants)} variants x {len(spec.seeds)} seeds)")
+    raise typer.Exit(2 if bad else 0)
+
+
+@app.command()
+def show(folder: Annotated[Path, typer.Argument(help="a result folder", show_default=False)]) -> None:
+    """What a result folder holds: its spec, runs by status, metrics, splits and files."""
+    from infobench import catalog
+
+    try:
+        catalog.show_folder(folder, console)
+    except InfobenchError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

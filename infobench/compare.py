@@ -1,0 +1,576 @@
+"""Aggregate finished runs over seeds, mark the best, diff against a baseline or another folder.
+
+``compare(dirs)`` reads the tidy ``metrics.csv`` of one or more results folders of any task and
+returns a :class:`CompareResult`; ``render(result, fmt)`` turns it into Markdown, CSV or LaTeX
+and ``rich_tables(result)`` into tables for the terminal.
+
+Only final values count (rows whose ``step`` is empty); per-step curves are for plots. Rows of
+runs that are not ``done`` are already dropped by :func:`infobench.results.load_metrics`.
+
+This module sits on the path of ``infobench compare``, which must answer in about a second
+including interpreter start: it imports pandas, numpy and rich only, never torch, and imports
+``scipy.special`` only when a paired t-test is actually computed (``scipy.stats`` is avoided:
+it alone takes about a second to import).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from infobench.errors import InfobenchError
+from infobench.metrics import higher_is_better
+from infobench.registry import did_you_mean
+from infobench.results import METRIC_COLUMNS, load_metrics, load_runs
+
+# Columns that identify what was run; a row of the summary is one combination of these.
+RUN_KEYS = ("dataset", "model", "method", "variant")
+# What makes two runs in different folders "the same run" for a paired comparison.
+PAIR_KEYS = (*RUN_KEYS, "seed", "split")
+FORMATS = ("md", "csv", "latex")
+TABLES = ("all", "summary", "paired")
+
+
+@dataclass
+class CompareResult:
+    """What :func:`compare` found.
+
+    Attributes:
+        summary: long table, one row per (row key combination, metric), with columns
+            ``*keys, metric, mean, std, n, best`` and, when a baseline is given,
+            ``delta`` (row mean minus the baseline's mean in the same block) and
+            ``is_baseline``. ``std`` uses ddof=1 and is 0 for ``n == 1``; ``n`` counts the
+            seeds (runs) with a non-missing value; ``best`` is True for the best mean per
+            metric within a block (see :func:`compare`).
+        keys: the row key columns of ``summary``, in display order.
+        metrics: metric names in column order.
+        sources: one label per folder, in the order given (the folder name; the full path when
+            two folders share a name).
+        baseline: the method or variant compared against, or None.
+        paired: when exactly two folders share runs, one row per (pair key combination,
+            metric) with columns ``*paired_keys, metric, mean_a, mean_b, diff, diff_std, n,
+            t, p``: ``diff`` is the mean over seeds of (B - A) with A = ``sources[0]`` and
+            B = ``sources[1]``, ``t``/``p`` the paired t-test over those seeds (NaN for
+            ``n < 2``). None otherwise.
+        paired_keys: the key columns of ``paired``.
+    """
+
+    summary: pd.DataFrame
+    keys: list[str]
+    metrics: list[str]
+    sources: list[str]
+    baseline: str | None = None
+    paired: pd.DataFrame | None = None
+    paired_keys: list[str] | None = None
+
+    def wide(self, value: str = "mean") -> pd.DataFrame:
+        """``summary`` pivoted to one row per key combination and one column per metric.
+
+        ``value`` is one of ``mean``, ``std``, ``n``, ``best`` or ``delta``; rows keep the
+        order of first appearance and columns the order of ``metrics``.
+        """
+        if value not in self.summary.columns or value in (*self.keys, "metric"):
+            raise InfobenchError(f"no summary column {value!r}; choose from mean, std, n, best, delta")
+        rows = pd.MultiIndex.from_frame(self.summary[self.keys].drop_duplicates())
+        table = self.summary.set_index([*self.keys, "metric"])[value].unstack("metric")
+        return table.reindex(index=rows, columns=self.metrics)
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _ordered_unique(values) -> list:
+    return list(pd.unique(pd.Series(values)))
+
+
+def _source_labels(paths: list[Path]) -> list[str]:
+    names = [p.name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    # Two folders called the same (a/run, b/run) must stay apart in every table.
+    full = [str(p) for p in paths]
+    if len(set(full)) != len(full):
+        raise InfobenchError(f"the same results folder is given twice: {', '.join(full)}")
+    return full
+
+
+def _load(paths: list[Path], labels: list[str]) -> pd.DataFrame:
+    frames = []
+    for path, label in zip(paths, labels):
+        frame = load_metrics([path])
+        frame["source"] = label
+        frames.append(frame)
+    data = pd.concat(frames, ignore_index=True)
+    for column in ("dataset", "model", "method", "variant", "split", "metric", "run_id", "task"):
+        data[column] = data[column].astype(object).where(data[column].notna(), "").astype(str)
+    data["value"] = pd.to_numeric(data["value"], errors="coerce")
+    return data
+
+
+def _param_label(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _lookup(params: dict, dotted: str):
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _param_keys(params: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        keys.append(name)
+        if isinstance(value, dict):
+            keys.extend(_param_keys(value, f"{name}."))
+    return keys
+
+
+def _add_by_columns(data: pd.DataFrame, by: list[str], paths: list[Path], labels: list[str]) -> pd.DataFrame:
+    """Make every ``by`` name a column of ``data``: a metrics.csv column or a key of the run params."""
+    data = data.copy()
+    present = [b for b in by if b in data.columns]
+    # As strings, so that a missing value is one group ("") and keys compare equal everywhere.
+    for name in present:
+        data[name] = data[name].astype(object).where(data[name].notna(), "").astype(str)
+    missing = [b for b in by if b not in data.columns]
+    if not missing:
+        return data
+    params: dict[tuple[str, str], dict] = {}
+    for path, label in zip(paths, labels):
+        runs = load_runs([path])
+        for run_id, raw in zip(runs["run_id"].astype(str), runs["params"]):
+            try:
+                parsed = json.loads(raw) if isinstance(raw, str) else {}
+            except json.JSONDecodeError:
+                parsed = {}
+            params[(label, run_id)] = parsed if isinstance(parsed, dict) else {}
+    known = sorted({k for p in params.values() for k in _param_keys(p)})
+    for name in missing:
+        if name not in known:
+            choices = [c for c in METRIC_COLUMNS if c not in ("value",)] + known
+            raise InfobenchError(
+                f"cannot group by {name!r}{did_you_mean(name, choices)}: it is neither a column of "
+                f"metrics.csv nor a run parameter; parameters: {', '.join(known) or 'none'}"
+            )
+        data[name] = [
+            _param_label(_lookup(params.get((s, r), {}), name))
+            for s, r in zip(data["source"], data["run_id"])
+        ]
+    return data
+
+
+def _select(data: pd.DataFrame, metrics: list[str], splits: list[str], where: str) -> tuple[pd.DataFrame, list[str]]:
+    """Keep final values of the requested splits and metrics; explain any name that matches nothing."""
+    final = data[data["step"].isna()]
+    if final.empty:
+        raise InfobenchError(
+            f"{where}: every metric row has a step (per-epoch/per-batch values only); "
+            "there are no final values to compare"
+        )
+    available_splits = _ordered_unique(final["split"])
+    for name in splits:
+        if name not in available_splits:
+            raise InfobenchError(
+                f"no split {name!r} in {where}{did_you_mean(name, available_splits)}; "
+                f"available splits: {', '.join(available_splits)}"
+            )
+    if splits:
+        final = final[final["split"].isin(splits)]
+    available = _ordered_unique(final["metric"])
+    for name in metrics:
+        if name not in available:
+            scope = f" (split {', '.join(splits)})" if splits else ""
+            if (data["metric"] == name).any():
+                raise InfobenchError(
+                    f"metric {name!r} in {where}{scope} has only per-step values (a curve, not a "
+                    f"final number); final metrics: {', '.join(available)}"
+                )
+            raise InfobenchError(
+                f"no metric {name!r} in {where}{scope}{did_you_mean(name, available)}; "
+                f"available metrics: {', '.join(available)}; splits: {', '.join(available_splits)}"
+            )
+    if metrics:
+        final = final[final["metric"].isin(metrics)]
+    # A run recorded twice (an interrupted rewrite) must count once: keep its latest value.
+    final = final.drop_duplicates(subset=["source", "run_id", "split", "metric"], keep="last")
+    return final, metrics or available
+
+
+def _mark_best(summary: pd.DataFrame, block: list[str]) -> pd.Series:
+    """True where a row's mean is the best of its metric within ``block`` (ties all marked).
+
+    Metrics of unknown direction and blocks with fewer than two finite means get no mark.
+    """
+    sign = summary["metric"].map(lambda m: {True: 1.0, False: -1.0}.get(higher_is_better(m), np.nan))
+    score = summary["mean"] * sign
+    groups = score.groupby([summary[c] for c in [*block, "metric"]], sort=False, dropna=False)
+    top = groups.transform("max")
+    candidates = groups.transform("count")
+    return (score == top) & (candidates >= 2) & score.notna()
+
+
+def _add_baseline(summary: pd.DataFrame, baseline: str, block: list[str]) -> pd.DataFrame:
+    # An exact variant label picks one setting of a swept method; a method name picks its runs.
+    by_variant = summary["variant"] == baseline
+    is_base = by_variant if by_variant.any() else summary["method"] == baseline
+    if not is_base.any():
+        methods = _ordered_unique(summary["method"])
+        variants = [v for v in _ordered_unique(summary["variant"]) if v and v not in methods]
+        raise InfobenchError(
+            f"baseline {baseline!r} not found{did_you_mean(baseline, methods + variants)}; "
+            f"methods: {', '.join(methods)}" + (f"; variants: {', '.join(variants)}" if variants else "")
+        )
+    base = summary.loc[is_base, [*block, "metric", "variant", "mean"]]
+    clash = base[base.duplicated([*block, "metric"], keep=False)]
+    if not clash.empty:
+        raise InfobenchError(
+            f"baseline {baseline!r} matches several variants in one block "
+            f"({', '.join(_ordered_unique(clash['variant']))}); pass one variant label as the baseline"
+        )
+    base = base.drop(columns="variant").rename(columns={"mean": "baseline_mean"})
+    merged = summary.merge(base, on=[*block, "metric"], how="left")
+    merged["delta"] = merged["mean"] - merged["baseline_mean"]
+    merged["is_baseline"] = is_base.to_numpy()
+    return merged.drop(columns="baseline_mean")
+
+
+def _paired(final: pd.DataFrame, sources: list[str], by: list[str]) -> tuple[pd.DataFrame | None, list[str]]:
+    """Per-seed differences B - A between the runs two folders share, with a paired t-test."""
+    keys = [*dict.fromkeys([*PAIR_KEYS, *by])]
+    side_a = final[final["source"] == sources[0]]
+    side_b = final[final["source"] == sources[1]]
+    on = [*keys, "metric"]
+    # Two runs of one folder can share the readable keys only if the variant label hides a
+    # parameter; then only an identical run_id says which runs correspond.
+    if side_a.duplicated(on).any() or side_b.duplicated(on).any():
+        on.append("run_id")
+    pairs = side_a[[*on, "value"]].merge(side_b[[*on, "value"]], on=on, suffixes=("_a", "_b"))
+    pairs = pairs.dropna(subset=["value_a", "value_b"])
+    group_keys = [k for k in keys if k != "seed" or "seed" in by]
+    if pairs.empty:
+        return None, group_keys
+    pairs["diff"] = pairs["value_b"] - pairs["value_a"]
+    rows = []
+    for key, group in pairs.groupby([*group_keys, "metric"], sort=False):
+        n = len(group)
+        t, p = _ttest_rel(group["value_b"].to_numpy(), group["value_a"].to_numpy())
+        rows.append({
+            **dict(zip([*group_keys, "metric"], key)),
+            "mean_a": group["value_a"].mean(),
+            "mean_b": group["value_b"].mean(),
+            "diff": group["diff"].mean(),
+            "diff_std": group["diff"].std(ddof=1) if n > 1 else 0.0,
+            "n": n,
+            "t": t,
+            "p": p,
+        })
+    return pd.DataFrame(rows), group_keys
+
+
+def _ttest_rel(b: np.ndarray, a: np.ndarray) -> tuple[float, float]:
+    """Two-sided paired t-test of ``b - a``: the statistic and p-value of ``scipy.stats.ttest_rel``.
+
+    Computed from the t distribution directly because importing ``scipy.stats`` costs about a
+    second, which would double the run time of ``infobench compare``; ``scipy.special`` costs a
+    quarter of that. Fewer than two pairs give NaN; identical differences give t = +-inf, p = 0
+    (NaN when they are all zero), as scipy does.
+    """
+    diff = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    n = diff.shape[0]
+    if n < 2:
+        return float("nan"), float("nan")
+    from scipy.special import stdtr
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = diff.mean() / (diff.std(ddof=1) / np.sqrt(n))
+    return float(t), float(2.0 * stdtr(n - 1, -abs(t)))
+
+
+def compare(
+    dirs: Sequence[str | Path],
+    metrics: str | Sequence[str] | None = None,
+    split: str | Sequence[str] | None = None,
+    by: str | Sequence[str] | None = None,
+    baseline: str | None = None,
+) -> CompareResult:
+    """Aggregate the final metrics of one or more results folders over seeds.
+
+    Args:
+        dirs: results folders (each with runs.csv and metrics.csv), of any task.
+        metrics: metric names to keep (all when None), in the column order wanted.
+        split: split name(s) to keep (all when None; ``split`` is then a row key).
+        by: extra row keys: columns of metrics.csv (``task``, ``seed``...) or run parameters
+            from runs.csv's ``params`` JSON, nested keys dotted (``scenario.batch_size``).
+        baseline: an exact variant label (``tent(lr=0.0001)``; a method run with its defaults
+            is labelled with its bare name) or else a method name; adds ``delta`` = row mean
+            minus the baseline's mean within the same (source, dataset, model, split, ``by``)
+            block. A method name matching several variants in one block is an error.
+
+    Rows are grouped by (source when several folders, dataset, model, method, variant, split,
+    ``by``); each cell holds the mean, std (ddof=1, 0 for one seed) and count of the values.
+    The best mean of each metric is marked within each (source, dataset, split, ``by``) block,
+    in the direction of :func:`infobench.metrics.higher_is_better`; metrics of unknown direction
+    and blocks with one row are left unmarked. With exactly two folders that hold the same runs
+    (equal dataset, model, method, variant, seed, split), a paired table of B - A is added.
+
+    Raises:
+        InfobenchError: a folder is missing or has no finished metrics, or a split, metric,
+            ``by`` key or baseline matches nothing (the message lists what exists).
+    """
+    paths = [Path(d) for d in dirs]
+    if not paths:
+        raise InfobenchError("compare needs at least one results folder")
+    sources = _source_labels(paths)
+    where = ", ".join(str(p) for p in paths)
+    data = _load(paths, sources)
+    if data.empty:
+        raise InfobenchError(f"no metrics of finished runs in {where}")
+
+    wanted = list(dict.fromkeys(_as_list(metrics)))
+    final, metric_names = _select(data, wanted, list(dict.fromkeys(_as_list(split))), where)
+    by_names = [b for b in dict.fromkeys(_as_list(by)) if b not in ("source", *RUN_KEYS, "split")]
+    final = _add_by_columns(final, by_names, paths, sources)
+
+    multi = len(paths) > 1
+    lead = ["source"] if multi else []
+    keys = [*lead, *RUN_KEYS, "split", *by_names]
+    stats = final.groupby([*keys, "metric"], sort=False, dropna=False)["value"]
+    summary = stats.agg(mean="mean", std="std", n="count").reset_index()
+    summary["n"] = summary["n"].astype(int)
+    summary.loc[summary["n"] == 1, "std"] = 0.0
+    summary["best"] = _mark_best(summary, [*lead, "dataset", "split", *by_names])
+    if baseline is not None:
+        summary = _add_baseline(summary, baseline, [*lead, "dataset", "model", "split", *by_names])
+
+    paired, paired_keys = (None, None)
+    if len(paths) == 2:
+        paired, paired_keys = _paired(final, sources, by_names)
+    return CompareResult(
+        summary=summary, keys=keys, metrics=metric_names, sources=sources,
+        baseline=baseline, paired=paired, paired_keys=paired_keys,
+    )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@dataclass
+class _Grid:
+    """A table ready for any output format: header, rows of (text, bold) cells, caption, notes."""
+
+    title: str
+    caption: str
+    header: list[str]
+    rows: list[list[tuple[str, bool]]]
+    notes: list[str]
+    key_count: int  # leading columns that name the row rather than hold numbers
+
+
+def _num(x: float, digits: int, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "–"  # undefined (no value, or a t-test over fewer than two differing seeds)
+    plus = "+" if sign else ""
+    magnitude = abs(x)
+    if magnitude == 0 or 10.0 ** -digits <= magnitude < 1e6:
+        return f"{x:{plus}.{digits}f}"
+    return f"{x:{plus}.{digits}g}"
+
+
+def _shown_keys(frame: pd.DataFrame, keys: list[str]) -> tuple[list[str], str]:
+    """Key columns worth a column (they vary), and a caption naming the constant ones."""
+    shown, constant = [], []
+    for key in keys:
+        values = _ordered_unique(frame[key])
+        if key == "variant" and all(v in ("", m) for v, m in zip(frame["variant"], frame["method"])):
+            continue  # only default settings: the method column already says it
+        if key == "method" or len(values) > 1:
+            shown.append(key)
+        elif values[0] != "":
+            constant.append(f"{key}={values[0]}")
+    return shown, " · ".join(constant)
+
+
+def _summary_grid(result: CompareResult, digits: int) -> _Grid:
+    summary = result.summary
+    shown, caption = _shown_keys(summary, result.keys)
+    records = {
+        (tuple(rec[k] for k in result.keys), rec["metric"]): rec
+        for rec in summary.to_dict("records")
+    }
+    row_keys = [tuple(r) for r in summary[result.keys].drop_duplicates().itertuples(index=False)]
+    # One n per row fits in its own column; n varying across a row's metrics goes in each cell.
+    n_per_row = summary.groupby(result.keys, sort=False)["n"].nunique()
+    n_column = bool((n_per_row == 1).all())
+    header = [*shown, *(["n"] if n_column else []), *result.metrics]
+    rows = []
+    for row_key in row_keys:
+        named = dict(zip(result.keys, row_key))
+        cells = [(str(named[k]), False) for k in shown]
+        recs = [records.get((row_key, m)) for m in result.metrics]
+        if n_column:
+            cells.append((str(next(r["n"] for r in recs if r is not None)), False))
+        for rec in recs:
+            if rec is None:
+                cells.append(("–", False))
+                continue
+            text = f"{_num(rec['mean'], digits)} ± {_num(rec['std'], digits)}"
+            if not n_column:
+                text += f" (n={rec['n']})"
+            if result.baseline is not None and not rec["is_baseline"] and not pd.isna(rec["delta"]):
+                text += f" Δ{_num(rec['delta'], digits, sign=True)}"
+            cells.append((text, bool(rec["best"])))
+        rows.append(cells)
+    notes = ["mean ± std over seeds (n = runs); best per metric in bold"]
+    if result.baseline is not None:
+        notes.append(f"Δ = mean minus the mean of baseline {result.baseline!r} in the same block")
+    return _Grid("Summary", caption, header, rows, notes, len(shown))
+
+
+def _paired_grid(result: CompareResult, digits: int) -> _Grid | None:
+    paired = result.paired
+    if paired is None:
+        return None
+    shown, caption = _shown_keys(paired, result.paired_keys)
+    a, b = result.sources
+    header = [*shown, "metric", a, b, f"{b} − {a}", "n", "t", "p"]
+    rows = []
+    for rec in paired.to_dict("records"):
+        rows.append([
+            *((str(rec[k]), False) for k in shown),
+            (rec["metric"], False),
+            (_num(rec["mean_a"], digits), False),
+            (_num(rec["mean_b"], digits), False),
+            (f"{_num(rec['diff'], digits, sign=True)} ± {_num(rec['diff_std'], digits)}", False),
+            (str(rec["n"]), False),
+            (_num(rec["t"], 2), False),
+            (_num(rec["p"], 3), False),
+        ])
+    notes = [f"paired over seeds: B − A with A = {a}, B = {b}; t-test of the per-seed differences"]
+    return _Grid("Paired", caption, header, rows, notes, len(shown) + 1)
+
+
+def _grids(result: CompareResult, table: str, digits: int) -> list[_Grid]:
+    grids = []
+    if table in ("all", "summary"):
+        grids.append(_summary_grid(result, digits))
+    if table in ("all", "paired"):
+        paired = _paired_grid(result, digits)
+        if paired is None and table == "paired":
+            raise InfobenchError("no paired table: it needs exactly two folders holding the same runs")
+        if paired is not None:
+            grids.append(paired)
+    return grids
+
+
+def _markdown(grid: _Grid) -> str:
+    def cell(text: str, bold: bool) -> str:
+        text = text.replace("|", "\\|")
+        return f"**{text}**" if bold and text else text
+
+    lines = [f"**{grid.title}**" + (f" ({grid.caption})" if grid.caption else ""), ""]
+    lines.append("| " + " | ".join(cell(h, False) for h in grid.header) + " |")
+    lines.append("|" + "|".join("---" for _ in grid.header) + "|")
+    lines.extend("| " + " | ".join(cell(t, b) for t, b in row) + " |" for row in grid.rows)
+    lines.append("")
+    lines.extend(f"_{note}_" for note in grid.notes)
+    return "\n".join(lines)
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "–": r"--",
+}
+
+
+def _latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex(grid: _Grid) -> str:
+    def cell(text: str, bold: bool) -> str:
+        text = _latex_escape(text)
+        return f"\\textbf{{{text}}}" if bold else text
+
+    lines = [f"% {grid.title}" + (f": {grid.caption}" if grid.caption else "")]
+    lines.extend(f"% {note}" for note in grid.notes)
+    align = "l" * grid.key_count + "r" * (len(grid.header) - grid.key_count)
+    lines.append("\\begin{tabular}{" + align + "}")
+    lines.append("\\toprule")
+    lines.append(" & ".join(cell(h, False) for h in grid.header) + r" \\")
+    lines.append("\\midrule")
+    lines.extend(" & ".join(cell(t, b) for t, b in row) + r" \\" for row in grid.rows)
+    lines.append("\\bottomrule")
+    lines.append("\\end{tabular}")
+    return "\n".join(lines)
+
+
+def render(result: CompareResult, fmt: str, table: str | None = None, digits: int = 3) -> str:
+    """Render a :class:`CompareResult` as text.
+
+    Args:
+        fmt: ``md`` (GitHub Markdown, best in ``**bold**``), ``latex`` (a booktabs
+            ``tabular``, best in ``\\textbf``; needs ``\\usepackage{booktabs}``) or ``csv``.
+        table: ``summary``, ``paired`` or ``all``. The default is ``all`` for md and latex
+            (the summary, then the paired table when there is one) and ``summary`` for csv,
+            which holds a single table so that it stays loadable with ``pandas.read_csv``.
+        digits: decimals shown in md/latex cells (csv keeps full precision).
+
+    The csv form is long, one row per (row keys, metric): the key columns, then ``metric,
+    mean, std, n, best`` (True/False) and, with a baseline, ``delta, is_baseline``; the paired
+    csv has ``*keys, metric, mean_a, mean_b, diff, diff_std, n, t, p``.
+    """
+    if fmt not in FORMATS:
+        raise InfobenchError(f"unknown format {fmt!r}{did_you_mean(fmt, FORMATS)}; choose from {', '.join(FORMATS)}")
+    chosen = table or ("summary" if fmt == "csv" else "all")
+    if chosen not in TABLES:
+        raise InfobenchError(f"unknown table {chosen!r}; choose from {', '.join(TABLES)}")
+    if fmt == "csv":
+        if chosen == "all":
+            raise InfobenchError("csv holds one table: pass table='summary' or table='paired'")
+        if chosen == "paired" and result.paired is None:
+            raise InfobenchError("no paired table: it needs exactly two folders holding the same runs")
+        frame = result.summary if chosen == "summary" else result.paired
+        return frame.to_csv(index=False, lineterminator="\n")
+    write = _markdown if fmt == "md" else _latex
+    return "\n\n".join(write(grid) for grid in _grids(result, chosen, digits)) + "\n"
+
+
+def rich_tables(result: CompareResult, digits: int = 3) -> list:
+    """The summary (and paired, when present) as ``rich.table.Table`` objects, best in bold."""
+    from rich.table import Table
+    from rich.text import Text
+
+    tables = []
+    for grid in _grids(result, "all", digits):
+        title = grid.title + (f" — {grid.caption}" if grid.caption else "")
+        rich_table = Table(title=title, caption="; ".join(grid.notes))
+        for i, name in enumerate(grid.header):
+            # keys (method, variant, split) are never cut: a narrow terminal squeezes numbers first
+            is_key = i < grid.key_count
+            width = max([len(name)] + [len(row[i][0]) for row in grid.rows]) if is_key else None
+            rich_table.add_column(name, justify="left" if is_key else "right", no_wrap=is_key, min_width=width)
+        for row in grid.rows:
+            # Text objects, not markup strings: a variant like "mix[0.5]" must print literally.
+            rich_table.add_row(*(Text(t, style="bold" if b else "") for t, b in row))
+        tables.append(rich_table)
+    return tables

@@ -1,0 +1,46 @@
+"""scikit-learn's bundled 8x8 handwritten digits: 1,797 images of 10 classes, no download needed."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from sklearn.datasets import load_digits
+
+from infobench.data.base import DataBundle, Dataset, Split
+from infobench.data.splits import SplitParams, split_stratified
+from infobench.registry import register
+
+# load_digits stores pixel intensities as integers 0..16.
+_MAX_INTENSITY = 16.0
+
+
+@lru_cache(maxsize=1)
+def digit_images() -> tuple[np.ndarray, np.ndarray]:
+    """All digits: x float32 (1797, 1, 8, 8) in [0, 1], y int64 (1797,); read-only, cached."""
+    raw = load_digits()
+    x = (raw.images / _MAX_INTENSITY).astype(np.float32)[:, None, :, :]
+    y = raw.target.astype(np.int64)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
+
+
+def digit_splits(params: SplitParams) -> tuple[Split, Split, Split]:
+    """Stratified (train, val, test) splits of the digits, fixed by ``params`` (not the run seed)."""
+    x, y = digit_images()
+    return split_stratified(x, y, params.val_fraction, params.test_fraction, params.split_seed)
+
+
+@register("dataset", "digits")
+class Digits(Dataset):
+    """scikit-learn 8x8 digits (1,797 images, 10 classes), x (n, 1, 8, 8) in [0, 1]."""
+
+    class Params(SplitParams):
+        """Stratified split of the 1,797 digits; train keeps 1 - val_fraction - test_fraction."""
+
+    def load(self, seed: int) -> DataBundle:
+        train, val, test = digit_splits(self.params)
+        return DataBundle(
+            name="digits", train=train, val=val, test=test, num_classes=10, input_shape=(1, 8, 8)
+        )

@@ -1,0 +1,70 @@
+"""Checks shared by the loaders of users' data files (npz, CIFAR-10, CIFAR-10-C, MNIST idx).
+
+Every problem with a file becomes a :class:`~infobench.errors.DataError` whose message names the
+path and the format that was expected, so the user can fix the file without reading code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from infobench.errors import DataError
+
+
+def data_error(path: Path | str, problem: str, expected: str) -> DataError:
+    """A ``DataError`` reading ``"<path>: <problem>; expected <expected>"``."""
+    return DataError(f"{path}: {problem}; expected {expected}")
+
+
+def require_file(path: Path | str, expected: str) -> Path:
+    """``path`` as a ``Path`` if it is an existing file, else a ``DataError``."""
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a folder, not a file" if path.is_dir() else "no such file"
+        raise data_error(path, problem, expected)
+    return path
+
+
+def require_dir(path: Path | str, expected: str) -> Path:
+    """``path`` as a ``Path`` if it is an existing folder, else a ``DataError``."""
+    path = Path(path)
+    if not path.is_dir():
+        problem = "is a file, not a folder" if path.is_file() else "no such folder"
+        raise data_error(path, problem, expected)
+    return path
+
+
+def check_features(x: np.ndarray, path: Path | str, expected: str, name: str = "x") -> np.ndarray:
+    """Numeric, finite inputs of shape (n, ...) with at least one feature axis, as float32."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise data_error(path, f"{name!r} has dtype {x.dtype}, not a numeric one", expected)
+    if x.ndim < 2:
+        raise data_error(path, f"{name!r} has shape {x.shape}, not (n, ...features)", expected)
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise data_error(path, f"{name!r} contains NaN or infinite values", expected)
+    return x
+
+
+def check_labels(
+    y: np.ndarray, n: int, path: Path | str, expected: str, name: str = "y"
+) -> np.ndarray:
+    """Class labels 0, 1, ... of shape (n,), integer-valued (integer or whole float dtype), as int64."""
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n:
+        raise data_error(path, f"{name!r} has shape {y.shape} but there are {n} inputs", expected)
+    if y.dtype.kind not in "biuf":
+        raise data_error(path, f"{name!r} has dtype {y.dtype}, not integer labels", expected)
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise data_error(path, f"{name!r} holds non-integer values", expected)
+    if len(y) and y.min() < 0:
+        raise data_error(path, f"{name!r} holds negative labels (min {y.min()})", expected)
+    return y.astype(np.int64)
+
+
+def unit_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixel values 0..255 as float32 in [0, 1]."""
+    return np.asarray(pixels, dtype=np.float32) / np.float32(255)

@@ -1,0 +1,141 @@
+"""MNIST (or Fashion-MNIST) from the original IDX files, parsed from their header by hand.
+
+An IDX file is: two zero bytes, a type code byte, a byte giving the number of dimensions ``d``,
+``d`` big-endian uint32 sizes, then the values in C order, big-endian. Files may be gzipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from infobench.data.base import DataBundle, Dataset, Split
+from infobench.data.files import check_labels, data_error, require_dir, unit_float
+from infobench.data.splits import HeldOutParams, carve_val
+from infobench.registry import register
+
+IDX_FORMAT = (
+    "an IDX file (optionally .gz): bytes 0x00 0x00, a type code, the number of dimensions d, "
+    "d big-endian uint32 sizes, then exactly that many big-endian values"
+)
+MNIST_FORMAT = (
+    "a folder with train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and "
+    "t10k-labels-idx1-ubyte (each optionally .gz): uint8 images (n, H, W) and uint8 labels (n,)"
+)
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+# IDX type codes and the big-endian numpy dtypes they denote.
+IDX_TYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+
+
+def parse_idx(raw: bytes, path: Path | str) -> np.ndarray:
+    """The array encoded by the IDX bytes ``raw`` (read from ``path``, named in errors)."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise data_error(path, f"bad magic number {raw[:4].hex() or 'none'}", IDX_FORMAT)
+    code, ndim = raw[2], raw[3]
+    if code not in IDX_TYPES:
+        raise data_error(path, f"unknown type code 0x{code:02x}", IDX_FORMAT)
+    header_end = 4 + 4 * ndim
+    if len(raw) < header_end:
+        raise data_error(
+            path, f"header truncated: {ndim} sizes need {header_end} bytes", IDX_FORMAT
+        )
+    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = IDX_TYPES[code]
+    expected = int(np.prod(shape)) * dtype.itemsize
+    found = len(raw) - header_end
+    if found != expected:
+        problem = "truncated" if found < expected else "has trailing bytes"
+        raise data_error(
+            path,
+            f"{problem}: shape {shape} needs {expected} bytes of values, found {found}",
+            IDX_FORMAT,
+        )
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header_end)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """The array in an IDX file, gunzipped first when the name ends in .gz."""
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+    except (OSError, EOFError) as err:
+        # gzip reports a damaged stream as BadGzipFile (an OSError) or EOFError.
+        raise data_error(path, f"cannot be read ({err})", IDX_FORMAT) from err
+    return parse_idx(raw, path)
+
+
+def find_idx(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``folder/name.gz`` when only that exists; else a ``DataError``."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise data_error(folder / name, "no such file (nor with .gz)", MNIST_FORMAT)
+
+
+def read_mnist_part(folder: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images uint8 (n, H, W) and labels int64 (n,) of the "train" or "test" part."""
+    images_name, labels_name = MNIST_FILES[part]
+    images_path, labels_path = find_idx(folder, images_name), find_idx(folder, labels_name)
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise data_error(images_path, f"holds {images.dtype} of shape {images.shape}", MNIST_FORMAT)
+    if not len(images):
+        raise data_error(images_path, "holds no images", MNIST_FORMAT)
+    labels = check_labels(labels, len(images), labels_path, MNIST_FORMAT)
+    return images, labels
+
+
+@register("dataset", "mnist-idx")
+class MNISTIdx(Dataset):
+    """MNIST-style IDX files (plain or .gz), x (n, 1, 28, 28) in [0, 1]."""
+
+    class Params(HeldOutParams):
+        """The folder of the four IDX files and the val carve-out / subsample of train."""
+
+        path: Path = Field(Path("data/mnist"), description=f"the folder: {MNIST_FORMAT}")
+
+    def load(self, seed: int) -> DataBundle:
+        p = self.params
+        folder = require_dir(p.path, MNIST_FORMAT)
+        x, y = read_mnist_part(folder, "train")
+        x_test, y_test = read_mnist_part(folder, "test")
+        if x.shape[1:] != x_test.shape[1:]:
+            raise data_error(
+                folder,
+                f"train images are {x.shape[1:]} but test images {x_test.shape[1:]}",
+                MNIST_FORMAT,
+            )
+        train, val = carve_val(x, y, p.val_fraction, p.split_seed, p.max_train)
+
+        def as_split(images: np.ndarray, labels: np.ndarray) -> Split:
+            return Split(unit_float(images)[:, None, :, :], labels)
+
+        return DataBundle(
+            name="mnist-idx",
+            train=as_split(train.x, train.y),
+            val=as_split(val.x, val.y),
+            test=as_split(x_test, y_test),
+            num_classes=int(max(y.max(), y_test.max())) + 1,
+            input_shape=(1, *x.shape[1:]),
+        )

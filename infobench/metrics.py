@@ -1,0 +1,304 @@
+"""Classification metrics shared by every task: accuracy, NLL, Brier, ECE & friends.
+
+Plain numpy on arrays of shape ``(n, C)`` (``n`` samples, ``C`` classes) and integer labels of
+shape ``(n,)``; torch tensors must be converted by the caller (``t.detach().cpu().numpy()``), which
+keeps this module importable without torch. Every metric returns a Python ``float``; log-based
+quantities are in nats.
+
+Calibration follows Guo et al. 2017, "On Calibration of Modern Neural Networks" (top-label
+confidence ``max_k p_k``, prediction ``argmax_k p_k``, ECE Eq. 3, MCE Eq. 5). Binning lives in
+:func:`reliability_bins` alone, so :func:`ece`, :func:`mce` and the reliability diagram in
+:mod:`infobench.plots` cannot disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+BINNINGS = ("width", "mass")
+
+# Rows of a probability matrix may sum to 1 only up to float32 rounding of a softmax.
+_SUM_TOLERANCE = 1e-3
+
+
+def _check_scores(scores, name: str) -> np.ndarray:
+    arr = np.asarray(scores)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape (n, C), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} holds no samples (shape {arr.shape})")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no classes (shape {arr.shape})")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.sum(~np.isfinite(arr)))
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
+    return arr
+
+
+def _check_probs(probs) -> np.ndarray:
+    arr = _check_scores(probs, "probs")
+    if arr.min() < -_SUM_TOLERANCE or arr.max() > 1 + _SUM_TOLERANCE:
+        raise ValueError(
+            f"probs must lie in [0, 1], got values in [{arr.min():.4g}, {arr.max():.4g}]; "
+            "pass softmax(logits), not logits"
+        )
+    sums = arr.sum(axis=1)
+    worst = float(np.max(np.abs(sums - 1.0)))
+    if worst > _SUM_TOLERANCE:
+        raise ValueError(f"rows of probs must sum to 1, one sums to {sums[np.argmax(np.abs(sums - 1))]:.6g}")
+    return arr
+
+
+def _check_labels(labels, n: int, n_classes: int) -> np.ndarray:
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},) to match the scores, got shape {arr.shape}")
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"labels must be integer class indices, got dtype {arr.dtype}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        # Float labels are accepted when they hold whole numbers (e.g. read back from a CSV).
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("labels contain NaN or inf")
+        if not np.all(arr == np.round(arr)):
+            raise ValueError("labels must be integer class indices, got fractional values")
+    arr = arr.astype(np.int64)
+    if arr.min() < 0 or arr.max() >= n_classes:
+        raise ValueError(
+            f"labels must lie in [0, {n_classes}) for {n_classes} classes, "
+            f"got values in [{arr.min()}, {arr.max()}]"
+        )
+    return arr
+
+
+def _check_pair(probs, labels) -> tuple[np.ndarray, np.ndarray]:
+    p = _check_probs(probs)
+    return p, _check_labels(labels, p.shape[0], p.shape[1])
+
+
+def _logsumexp(logits: np.ndarray) -> np.ndarray:
+    """Row-wise ``log sum_k exp(z_k)`` of an (n, C) array, shifted by the row max so it never overflows."""
+    top = logits.max(axis=1, keepdims=True)
+    return (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
+
+
+def softmax(logits, axis: int = -1) -> np.ndarray:
+    """Softmax of ``logits`` along ``axis``: probabilities, same shape as ``logits``.
+
+    Stable for any finite logits: the max along ``axis`` is subtracted before exponentiating, so
+    logits of 1000 give exact one-hot rows instead of NaN. Floating inputs keep their dtype;
+    integer inputs are promoted to float64.
+    """
+    z = np.asarray(logits)
+    if not np.issubdtype(z.dtype, np.floating):
+        z = z.astype(np.float64)
+    shifted = np.exp(z - z.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
+
+
+def accuracy(probs, labels) -> float:
+    """Fraction of samples whose ``argmax_k probs[i, k]`` equals ``labels[i]``, in [0, 1].
+
+    ``probs``: (n, C) probabilities, or any scores with the same argmax (logits work too);
+    ``labels``: (n,) integers in [0, C). A tie in the argmax goes to the lowest class index.
+    """
+    scores = _check_scores(probs, "probs")
+    y = _check_labels(labels, scores.shape[0], scores.shape[1])
+    return float(np.mean(scores.argmax(axis=1) == y))
+
+
+def error(probs, labels) -> float:
+    """Misclassification rate ``1 - accuracy(probs, labels)``, in [0, 1]; same inputs as :func:`accuracy`."""
+    return 1.0 - accuracy(probs, labels)
+
+
+def nll(logits, labels) -> float:
+    """Mean negative log-likelihood of the labels in nats, computed from logits.
+
+    ``logits``: (n, C) unnormalised log-probabilities; ``labels``: (n,) integers in [0, C).
+    Uses ``logsumexp(z_i) - z_{i, y_i}``, never ``-log(softmax)``, so it stays finite when a
+    softmax probability underflows to 0 (a confidently wrong logit of 1000 gives an NLL of about
+    1000, not inf). Range [0, inf).
+    """
+    z = _check_scores(logits, "logits")
+    y = _check_labels(labels, z.shape[0], z.shape[1])
+    return float(np.mean(_logsumexp(z) - z[np.arange(z.shape[0]), y]))
+
+
+def brier(probs, labels) -> float:
+    """Multi-class Brier score: mean over samples of ``sum_k (probs[i, k] - onehot(labels[i])_k)^2``.
+
+    ``probs``: (n, C) probabilities; ``labels``: (n,) integers in [0, C). The sum over classes
+    (Brier 1950's original definition, not the per-class mean) gives a range of [0, 2]: 0 for a
+    confident correct prediction, 2 for a confident wrong one.
+    """
+    p, y = _check_pair(probs, labels)
+    onehot = np.zeros_like(p)
+    onehot[np.arange(p.shape[0]), y] = 1.0
+    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
+
+
+@dataclass(frozen=True)
+class ReliabilityBins:
+    """Per-bin summary of top-label confidence against accuracy.
+
+    Attributes, for ``B`` bins:
+        counts: (B,) int, samples per bin (may be 0).
+        confidence: (B,) float, mean top-label confidence per bin; NaN for an empty bin.
+        accuracy: (B,) float, fraction correct per bin; NaN for an empty bin.
+        edges: (B + 1,) float, bin boundaries in [0, 1] (see :func:`reliability_bins`).
+        binning: "width" or "mass".
+    """
+
+    counts: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+    edges: np.ndarray
+    binning: str
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.counts.shape[0])
+
+    @property
+    def gaps(self) -> np.ndarray:
+        """(B,) ``|accuracy - confidence|`` per bin; NaN for an empty bin."""
+        return np.abs(self.accuracy - self.confidence)
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error ``sum_b |B_b| / n * |acc(B_b) - conf(B_b)|`` (Guo et al. Eq. 3)."""
+        filled = self.counts > 0
+        return float(np.sum(self.counts[filled] / self.counts.sum() * self.gaps[filled]))
+
+    @property
+    def mce(self) -> float:
+        """Maximum calibration error ``max_b |acc(B_b) - conf(B_b)|`` over non-empty bins (Eq. 5)."""
+        return float(np.max(self.gaps[self.counts > 0]))
+
+
+def reliability_bins(probs, labels, n_bins: int = 15, binning: str = "width") -> ReliabilityBins:
+    """Bin samples by top-label confidence and summarise each bin (Guo et al. 2017, Sec. 2).
+
+    ``probs``: (n, C) probabilities; ``labels``: (n,) integers in [0, C); ``n_bins`` >= 1.
+
+    ``binning="width"``: ``n_bins`` equal-width bins over [0, 1], ``edges = linspace(0, 1,
+    n_bins + 1)``. Bins are right-closed, ``(edges[b], edges[b + 1]]``, and the first bin also
+    holds confidence 0, so a confidence of exactly 1.0 falls in the last bin and a confidence
+    on an inner edge falls in the bin below it. This is the convention of Guo et al.'s code
+    (``conf > lo and conf <= hi``) and of torchmetrics (``torch.bucketize(conf, edges) - 1``).
+
+    ``binning="mass"`` (equal-mass, adaptive): samples are sorted by confidence with a stable
+    sort and split by rank into ``n_bins`` groups of nearly equal size with ``np.array_split``
+    (the first ``n % n_bins`` groups get one extra sample). Ties are not kept together: samples
+    with equal confidence may straddle two adjacent bins, in their input order, so every bin
+    size is fixed by ``n`` alone. With fewer samples than bins the trailing bins are empty.
+    ``edges[0] = 0``, ``edges[-1] = 1`` and ``edges[b + 1]`` is the largest confidence in bin
+    ``b`` (the previous edge for an empty bin).
+    """
+    p, y = _check_pair(probs, labels)
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    if binning not in BINNINGS:
+        raise ValueError(f"binning must be one of {BINNINGS}, got {binning!r}")
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+
+    if binning == "width":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        # side="left" finds the first edge >= conf, which makes bins right-closed; clipping puts
+        # conf == 0 into bin 0 and guards against conf a rounding error above 1.
+        index = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+    else:
+        order = np.argsort(conf, kind="stable")
+        index = np.empty(conf.shape[0], dtype=np.int64)
+        edges = np.zeros(n_bins + 1)
+        for b, members in enumerate(np.array_split(order, n_bins)):
+            index[members] = b
+            edges[b + 1] = conf[members].max() if members.size else edges[b]
+        edges[-1] = 1.0
+
+    counts = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(index, weights=conf, minlength=n_bins) / counts
+        mean_acc = np.bincount(index, weights=correct, minlength=n_bins) / counts
+    return ReliabilityBins(
+        counts=counts, confidence=mean_conf, accuracy=mean_acc, edges=edges, binning=binning
+    )
+
+
+def ece(probs, labels, n_bins: int = 15, binning: str = "width") -> float:
+    """Top-label expected calibration error in [0, 1] (Guo et al. 2017, Eq. 3).
+
+    ``sum_b |B_b| / n * |acc(B_b) - conf(B_b)|`` over the bins of :func:`reliability_bins`
+    (whose docstring states the binning conventions); empty bins contribute nothing.
+    ``probs``: (n, C) probabilities; ``labels``: (n,) integers in [0, C).
+    """
+    return reliability_bins(probs, labels, n_bins, binning).ece
+
+
+def mce(probs, labels, n_bins: int = 15, binning: str = "width") -> float:
+    """Maximum calibration error in [0, 1]: ``max_b |acc(B_b) - conf(B_b)|`` over non-empty bins.
+
+    Same inputs and binning as :func:`ece`.
+    """
+    return reliability_bins(probs, labels, n_bins, binning).mce
+
+
+def classification_metrics(logits, labels, n_bins: int = 15) -> dict[str, float]:
+    """The standard metric set of a classifier, from logits.
+
+    ``logits``: (n, C); ``labels``: (n,) integers in [0, C). Returns floats keyed
+    ``accuracy``, ``error``, ``nll`` (nats), ``brier`` (sum over classes, [0, 2]), ``ece`` and
+    ``mce`` (equal-width bins) and ``ece_mass`` (equal-mass bins), each with ``n_bins`` bins.
+    """
+    z = _check_scores(logits, "logits")
+    y = _check_labels(labels, z.shape[0], z.shape[1])
+    probs = softmax(z, axis=1)
+    acc = accuracy(z, y)
+    width = reliability_bins(probs, y, n_bins, "width")
+    return {
+        "accuracy": acc,
+        "error": 1.0 - acc,
+        "nll": nll(z, y),
+        "brier": brier(probs, y),
+        "ece": width.ece,
+        "ece_mass": reliability_bins(probs, y, n_bins, "mass").ece,
+        "mce": width.mce,
+    }
+
+
+# Direction of a metric, judged from the words of its name (split on _ - . @ / and spaces), so
+# that "online_error", "test_acc" and "kl_bits" are recognised. Words starting with a prefix in
+# the *_PREFIXES tuples count too ("ece15", "kld").
+_HIGHER_WORDS = frozenset({
+    "accuracy", "acc", "auroc", "auc", "aupr", "auprc", "agreement", "f1", "precision", "recall",
+})
+_HIGHER_PREFIXES = ("auroc", "accuracy")
+_LOWER_WORDS = frozenset({
+    "error", "err", "nll", "brier", "mce", "loss", "seconds", "time", "mse", "rmse", "mae",
+})
+_LOWER_PREFIXES = ("ece", "kl")
+_WORD_SPLIT = re.compile(r"[_\-.@/\s]+")
+
+
+def higher_is_better(metric_name: str) -> bool | None:
+    """Whether a larger value of ``metric_name`` is better: True, False, or None when unknown.
+
+    Higher is better for accuracy, auroc/auc, agreement, f1, precision, recall and names
+    containing them as a word (``test_acc``, ``top1_accuracy``); lower for error, nll, brier,
+    ece*, mce, kl*, loss, seconds/time and squared/absolute errors. Names mixing both kinds of
+    word, and names with neither (``mi_xt_bits``, whose direction depends on the study), give
+    None so that nothing is marked best.
+    """
+    words = [w for w in _WORD_SPLIT.split(str(metric_name).lower()) if w]
+    higher = any(w in _HIGHER_WORDS or w.startswith(_HIGHER_PREFIXES) for w in words)
+    lower = any(w in _LOWER_WORDS or w.startswith(_LOWER_PREFIXES) for w in words)
+    if higher == lower:
+        return None
+    return higher

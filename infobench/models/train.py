@@ -1,0 +1,210 @@
+"""Building models from spec dicts, the supervised training loop, and batched inference.
+
+The loop is written for small CPU runs: the split becomes two tensors once and mini-batches
+are index gathers from them, with no DataLoader workers or collation in between.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import Tensor, nn
+
+from infobench.data.base import Split
+from infobench.errors import DivergedError, SpecError
+from infobench.models.base import Classifier
+from infobench.progress import track
+from infobench.registry import get
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+EpochHook = Callable[[int, nn.Module, dict[str, Any]], None]
+
+
+class TrainConfig(BaseModel):
+    """Hyperparameters of ``train_classifier``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(30, ge=0, description="Passes over the training split.")
+    lr: float = Field(1e-3, gt=0, description="Learning rate (the peak one under a schedule).")
+    batch_size: int = Field(128, ge=1, description="Examples per mini-batch.")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Adam or SGD with momentum.")
+    weight_decay: float = Field(0.0, ge=0, description="L2 penalty coefficient of the optimizer.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by Adam).")
+    schedule: Literal["none", "cosine"] = Field(
+        "none", description="Learning-rate schedule over epochs: constant or cosine decay to 0."
+    )
+
+
+def build_model(
+    model_cfg: dict[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    seed: int | None = None,
+) -> Classifier:
+    """Build the registered model ``model_cfg["name"]`` with validated parameters.
+
+    Parameters come either nested, ``{"name": "mlp", "params": {"width": 50}}``, or flat,
+    ``{"name": "mlp", "width": 50}``. Invalid parameters raise ``SpecError`` naming each
+    field; unknown names raise ``RegistryError``. With ``seed``, the weights are initialised
+    from that seed without disturbing torch's global random state.
+    """
+    cfg = dict(model_cfg)
+    if "name" not in cfg:
+        raise SpecError("model", ["'name' is required (e.g. name: mlp)"])
+    name = cfg.pop("name")
+    if "params" in cfg and len(cfg) > 1:
+        raise SpecError(f"model {name!r}", ["give parameters under 'params' or flat, not both"])
+    raw_params = cfg.pop("params", None) if "params" in cfg else cfg
+    cls = get("model", name)
+    try:
+        params = cls.Params.model_validate(raw_params or {})
+    except ValidationError as exc:
+        problems = [
+            f"model.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise SpecError(f"model {name!r}", problems) from None
+    if seed is None:
+        return cls(params, tuple(input_shape), num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(params, tuple(input_shape), num_classes)
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+
+def _batches(order: Tensor, batch_size: int) -> Iterator[Tensor]:
+    """Index chunks of ``order``; a trailing single example is skipped.
+
+    BatchNorm cannot normalise a batch of one in training mode; the skipped example lands
+    elsewhere in the next epoch's shuffle, so nothing is left out for good.
+    """
+    chunks = order.split(batch_size)
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks = chunks[:-1]
+    yield from chunks
+
+
+def train_classifier(
+    model: nn.Module,
+    train: Split,
+    cfg: TrainConfig,
+    seed: int,
+    *,
+    loss_fn: LossFn | None = None,
+    val: Split | None = None,
+    on_epoch: EpochHook | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` in place by mini-batch gradient descent; return the per-epoch history.
+
+    ``train.x`` is (n, *input_shape) float32, ``train.y`` (n,) int64. ``loss_fn(logits, y)``
+    maps (b, C) logits and (b,) labels to a scalar; it defaults to cross-entropy. ``seed``
+    fixes the shuffling and any randomness inside the model (dropout), which runs on a
+    forked RNG so the caller's global torch state is left as it was.
+
+    Each history row has ``epoch`` (1-based, counting completed epochs), ``loss`` and
+    ``train_accuracy`` (means over the epoch's mini-batches, in training mode, so free to
+    compute), and ``val_accuracy`` (eval mode) when ``val`` is given. ``on_epoch(epoch,
+    model, row)`` runs after each row is built and may add keys to it. A nan or inf loss
+    raises ``DivergedError``. The model is left in eval mode.
+    """
+    loss_fn = loss_fn or F.cross_entropy
+    x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
+    y = torch.from_numpy(np.ascontiguousarray(train.y, dtype=np.int64))
+    n = len(y)
+    if n == 0:
+        raise ValueError("cannot train on an empty split")
+    optimizer = _make_optimizer(model, cfg)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
+        if cfg.schedule == "cosine"
+        else None
+    )
+    shuffle = torch.Generator().manual_seed(seed)
+    history: list[dict[str, Any]] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for epoch in track(range(1, cfg.epochs + 1), "train", cfg.epochs):
+            model.train()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for idx in _batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
+                xb, yb = x[idx], y[idx]
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
+                loss_value = float(loss.detach())
+                if not math.isfinite(loss_value):
+                    raise DivergedError(f"loss became {loss_value} at epoch {epoch}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss_value * len(idx)
+                correct += int((logits.detach().argmax(1) == yb).sum())
+                seen += len(idx)
+            if scheduler is not None:
+                scheduler.step()
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+            }
+            if val is not None:
+                row["val_accuracy"] = accuracy(model, val)
+            if on_epoch is not None:
+                on_epoch(epoch, model, row)
+            history.append(row)
+    model.eval()
+    return history
+
+
+def _batched_eval(
+    fn: Callable[[Tensor], Tensor], model: nn.Module, x: np.ndarray, batch_size: int, width: int
+) -> np.ndarray:
+    """Apply ``fn`` to ``x`` in batches, in eval mode under inference_mode; float32 (n, width).
+
+    The model's train/eval mode is restored afterwards, so hooks called from inside the
+    training loop do not switch it.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(x), batch_size):
+                batch = torch.as_tensor(np.asarray(x[start : start + batch_size], dtype=np.float32))
+                outputs.append(fn(batch).float().numpy())
+    finally:
+        model.train(was_training)
+    if not outputs:
+        return np.zeros((0, width), dtype=np.float32)
+    return np.concatenate(outputs)
+
+
+def predict_logits(model: Classifier, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """Logits of ``x`` (n, *input_shape): float32 of shape (n, num_classes), in eval mode."""
+    return _batched_eval(model, model, x, batch_size, model.num_classes)
+
+
+def extract_features(model: Classifier, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """``model.features`` of ``x`` (n, *input_shape): float32 (n, feature_dim), in eval mode."""
+    return _batched_eval(model.features, model, x, batch_size, model.feature_dim)
+
+
+def accuracy(model: Classifier, split: Split, batch_size: int = 2048) -> float:
+    """Fraction of ``split`` whose arg-max logit is the label (eval mode)."""
+    if len(split) == 0:
+        return float("nan")
+    logits = predict_logits(model, split.x, batch_size)
+    return float((logits.argmax(1) == split.y).mean())

@@ -1,0 +1,506 @@
+"""Specs: safe YAML loading, ``--set`` overrides, validation with key paths, expansion into runs.
+
+A spec is validated in one pass that collects every problem (file, key path, what was
+expected) before anything runs. Valid specs expand into ``Run`` objects: seeds x method
+variants, where a method parameter written ``{grid: [...]}`` yields one variant per value
+(several grids give their cartesian product).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from infobench import registry
+from infobench.errors import RegistryError, SpecError
+
+NAME_PATTERN = re.compile(r"^[a-z0-9_.-]+$")
+BASE_KEYS = ("name", "task", "description", "seeds", "dataset", "model", "train", "scenario", "methods", "threads")
+
+
+# ----------------------------------------------------------------------------------------- YAML
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    mapping: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, "found an unhashable key", key_node.start_mark
+            ) from None
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML with the safe loader; syntax errors become a ``SpecError`` naming the line."""
+    try:
+        loader = _StrictLoader(text)  # a SafeLoader: no python/object tags are ever constructed
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(source, [f"not valid YAML{where}: {problem}"]) from None
+    except (RecursionError, ValueError, OverflowError) as exc:
+        raise SpecError(source, [f"not valid YAML: {exc}"]) from None
+
+
+def read_spec_file(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(str(path), ["no such file"])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), [f"cannot read: {exc}"]) from None
+    return parse_yaml(text, str(path))
+
+
+# ------------------------------------------------------------------------------------ overrides
+
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _split_path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for segment in path.split("."):
+        tokens = _PATH_TOKEN.findall(segment)
+        if not segment or "".join(f"[{i}]" if i else k for k, i in tokens) != segment:
+            raise ValueError(f"bad key path {path!r}")
+        for key, index in tokens:
+            parts.append(int(index) if index else (int(key) if key.isdigit() else key))
+    return parts
+
+
+def apply_overrides(raw: Any, overrides: list[str], source: str) -> Any:
+    """Apply ``key.path=value`` overrides; values are parsed as YAML scalars/lists (``1e-3``, ``[1, 2]``)."""
+    if not overrides:
+        return raw
+    data = copy.deepcopy(raw)
+    problems = []
+    for item in overrides:
+        if "=" not in item:
+            problems.append(f"--set {item!r}: expected key.path=value")
+            continue
+        key, _, text = item.partition("=")
+        try:
+            parts = _split_path(key.strip())
+            value = yaml.safe_load(text) if text.strip() else ""
+        except (ValueError, yaml.YAMLError) as exc:
+            problems.append(f"--set {item!r}: {exc}")
+            continue
+        node = data
+        try:
+            for i, part in enumerate(parts[:-1]):
+                if isinstance(node, dict):
+                    if not isinstance(node.get(part), (dict, list)):
+                        # a method given by name only becomes a mapping so its parameters can be set
+                        node[part] = {"name": node[part]} if isinstance(node.get(part), str) else {}
+                    node = node[part]
+                elif isinstance(node, list) and isinstance(part, int):
+                    if isinstance(node[part], str):
+                        node[part] = {"name": node[part]}
+                    node = node[part]
+                else:
+                    raise KeyError(".".join(map(str, parts[: i + 1])))
+            last = parts[-1]
+            if isinstance(node, list) and isinstance(last, int):
+                node[last] = value
+            elif isinstance(node, dict):
+                node[last] = value
+            else:
+                raise KeyError(key)
+        except (KeyError, IndexError, TypeError):
+            problems.append(f"--set {item!r}: no such place in the spec")
+    if problems:
+        raise SpecError(source, problems)
+    return data
+
+
+# ----------------------------------------------------------------------------------- validation
+
+
+def _loc(prefix: str, loc: tuple) -> str:
+    path = prefix
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _validate_model(model_cls: type[BaseModel], data: Any, prefix: str, problems: list[str]) -> BaseModel | None:
+    """Validate ``data`` against ``model_cls``; each pydantic error becomes one problem line."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        problems.append(f"{prefix}: expected a mapping, got {type(data).__name__}")
+        return None
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        fields = list(model_cls.model_fields)
+        for err in exc.errors():
+            where = _loc(prefix, err["loc"])
+            if err["type"] == "extra_forbidden":
+                key = err["loc"][-1]
+                problems.append(f"{where}: unknown key{registry.did_you_mean(str(key), fields)}; expected one of: {', '.join(fields) or 'no keys'}")
+            else:
+                problems.append(f"{where}: {err['msg']} (got {_short(err.get('input'))})")
+        return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _named_block(block: Any, prefix: str, kind: str, problems: list[str]) -> tuple[Any, dict] | None:
+    """A ``{name: ..., **params}`` block (or a bare name): returns (plugin class, params) or None."""
+    if isinstance(block, str):
+        block = {"name": block}
+    if not isinstance(block, dict):
+        problems.append(f"{prefix}: expected a mapping with a 'name', got {type(block).__name__}")
+        return None
+    if "name" not in block:
+        problems.append(f"{prefix}.name: missing; say which {kind} to use")
+        return None
+    name = block["name"]
+    if not isinstance(name, str):
+        problems.append(f"{prefix}.name: expected a string, got {_short(name)}")
+        return None
+    try:
+        cls = registry.get(kind, name)
+    except RegistryError as exc:
+        problems.append(f"{prefix}.name: {exc}")
+        return None
+    return cls, {k: v for k, v in block.items() if k != "name"}
+
+
+def _is_grid(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"grid"}
+
+
+def _grid_combos(raw: dict[str, Any], prefix: str, problems: list[str]) -> list[tuple[dict, dict]]:
+    """Expand ``{grid: [...]}`` values of a block: [(concrete block, {key: chosen value})]."""
+    grid_keys = [k for k, v in raw.items() if _is_grid(v)]
+    for key in grid_keys:
+        values = raw[key]["grid"]
+        if not isinstance(values, list) or not values:
+            problems.append(f"{prefix}.{key}.grid: expected a non-empty list of values")
+            return []
+    combos = itertools.product(*(raw[k]["grid"] for k in grid_keys)) if grid_keys else [()]
+    return [({**raw, **dict(zip(grid_keys, combo))}, dict(zip(grid_keys, combo))) for combo in combos]
+
+
+def _validated_combos(model_cls: type[BaseModel], raw: Any, prefix: str, problems: list[str]) -> list[tuple[dict, dict]]:
+    """Every grid combination of ``raw`` validated against ``model_cls``: [(values, choices)]."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.append(f"{prefix}: expected a mapping, got {type(raw).__name__}")
+        return []
+    out = []
+    before = len(problems)
+    for concrete, choices in _grid_combos(raw, prefix, problems):
+        params = _validate_model(model_cls, concrete, prefix, problems)
+        if params is not None:
+            out.append((params.model_dump(mode="json"), choices))
+    # one bad value repeats the same message for every grid combination; keep each once
+    problems[before:] = list(dict.fromkeys(problems[before:]))
+    return out
+
+
+@dataclass
+class MethodVariant:
+    """One concrete method configuration: a name and fully resolved parameters."""
+
+    name: str
+    params: dict[str, Any]
+    label: str
+
+
+@dataclass
+class Setting:
+    """One combination of the non-method blocks (dataset, model, train, scenario, task blocks)."""
+
+    blocks: dict[str, Any]
+    label: str  # the grid choices that distinguish it, e.g. "train.lr=0.01"; "" when there is one
+
+
+@dataclass
+class Spec:
+    """A validated spec: every block resolved (defaults filled in), grids expanded."""
+
+    source: str
+    name: str
+    task: str
+    description: str
+    seeds: list[int]
+    blocks: dict[str, list[dict[str, Any]]]  # resolved values of each block, one per grid choice
+    settings: list[Setting]
+    methods: list[dict[str, Any]]  # resolved entries, grids kept as {grid: [...]} for spec.yaml
+    variants: list[MethodVariant]
+    threads: int | None = None
+
+    def resolved(self) -> dict[str, Any]:
+        """The spec as written to results/<name>/spec.yaml (a block with a grid lists each value)."""
+        out: dict[str, Any] = {"name": self.name, "task": self.task}
+        if self.description:
+            out["description"] = self.description
+        out["seeds"] = self.seeds
+        for key, values in self.blocks.items():
+            out[key] = values[0] if len(values) == 1 else values
+        out["methods"] = self.methods
+        if self.threads is not None:
+            out["threads"] = self.threads
+        return out
+
+    def runs(self) -> list[Run]:
+        """Seeds x settings x method variants, seed-major so early results cover every method."""
+        out = []
+        for seed in self.seeds:
+            for setting in self.settings:
+                for variant in self.variants:
+                    config = {
+                        "task": self.task,
+                        **setting.blocks,
+                        "method": {"name": variant.name, "params": variant.params},
+                        "seed": seed,
+                    }
+                    label = f"{variant.label} [{setting.label}]" if setting.label else variant.label
+                    out.append(Run(config=config, variant=label))
+        return out
+
+
+@dataclass
+class Run:
+    """One unit of work: a fully resolved configuration; its id is a hash of that configuration."""
+
+    config: dict[str, Any]
+    variant: str
+
+    @property
+    def run_id(self) -> str:
+        canonical = json.dumps(self.config, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def task(self) -> str:
+        return self.config["task"]
+
+    @property
+    def method(self) -> str:
+        return self.config["method"]["name"]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.config["method"]["params"]
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+    @property
+    def dataset(self) -> str:
+        return self.config["dataset"]["name"]
+
+    @property
+    def model(self) -> str:
+        model = self.config.get("model")
+        return model["name"] if model else ""
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def variant_label(name: str, params: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """``tent(lr=0.0001)``: the method name with its non-default parameters."""
+    changed = [f"{k}={_format_value(v)}" for k, v in params.items() if k in defaults and defaults[k] != v]
+    return f"{name}({','.join(changed)})" if changed else name
+
+
+def _defaults(model_cls: type[BaseModel]) -> dict[str, Any]:
+    if any(f.is_required() for f in model_cls.model_fields.values()):
+        return {}
+    return model_cls().model_dump(mode="json")
+
+
+def _expand_method(entry: Any, index: int, method_kind: str, problems: list[str]) -> tuple[dict, list[MethodVariant]]:
+    prefix = f"methods[{index}]"
+    found = _named_block(entry, prefix, method_kind, problems)
+    if found is None:
+        return {}, []
+    cls, raw = found
+    name = cls.registered_name
+    defaults = _defaults(cls.Params)
+    combos = _validated_combos(cls.Params, raw, prefix, problems)
+    resolved_entry: dict[str, Any] = {"name": name}
+    for values, _ in combos:
+        for key, value in values.items():
+            resolved_entry[key] = raw[key] if _is_grid(raw.get(key)) else value
+    variants = [MethodVariant(name, values, variant_label(name, values, defaults)) for values, _ in combos]
+    return resolved_entry, variants
+
+
+def _named_combos(block: Any, prefix: str, kind: str, problems: list[str]) -> list[tuple[dict, dict]]:
+    """A named block (``{name: ..., **params}``) with its grids expanded: [(resolved, choices)]."""
+    if block is None:
+        problems.append(f"{prefix}: missing; give at least {{name: ...}} (one of {', '.join(registry.names(kind))})")
+        return []
+    found = _named_block(block, prefix, kind, problems)
+    if found is None:
+        return []
+    cls, raw = found
+    return [({"name": cls.registered_name, **values}, choices)
+            for values, choices in _validated_combos(cls.Params, raw, prefix, problems)]
+
+
+def _label(block: str, choices: dict[str, Any]) -> str:
+    return ",".join(f"{block}.{k}={_format_value(v)}" for k, v in choices.items())
+
+
+def validate(raw: Any, source: str = "<spec>") -> Spec:
+    """Validate a parsed spec; raises ``SpecError`` listing every problem with its key path."""
+    from infobench.tasks.base import Task  # the task decides which blocks it accepts
+
+    problems: list[str] = []
+    if not isinstance(raw, dict):
+        raise SpecError(source, [f"the spec must be a mapping of keys (name, task, ...), got {type(raw).__name__}"])
+
+    task_cls: type[Task] | None = None
+    task_name = raw.get("task")
+    if task_name is None:
+        problems.append("task: missing; one of " + ", ".join(registry.names("task")))
+    elif not isinstance(task_name, str):
+        problems.append(f"task: expected a string, got {_short(task_name)}")
+    else:
+        try:
+            task_cls = registry.get("task", task_name)
+        except RegistryError as exc:
+            problems.append(f"task: {exc}")
+
+    allowed = list(BASE_KEYS) + (list(task_cls.blocks) if task_cls else [])
+    for key in raw:
+        if key not in allowed:
+            problems.append(f"{key}: unknown key{registry.did_you_mean(str(key), allowed)}; expected one of: {', '.join(allowed)}")
+
+    name = raw.get("name")
+    if name is None:
+        problems.append("name: missing; the results go to results/<name>/")
+    elif not isinstance(name, str) or not NAME_PATTERN.match(name) or name in (".", ".."):
+        problems.append(f"name: {_short(name)} must use only a-z, 0-9, '_', '.', '-' (it names the results folder)")
+
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        problems.append("description: expected a string")
+        description = ""
+
+    seeds = raw.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds):
+        problems.append(f"seeds: expected a non-empty list of integers in [0, 2^32), got {_short(seeds)}")
+        seeds = []
+    elif len(set(seeds)) != len(seeds):
+        problems.append(f"seeds: repeated seed in {seeds}")
+
+    threads = raw.get("threads")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        problems.append(f"threads: expected a positive integer, got {_short(threads)}")
+
+    # each block: a list of (resolved values, grid choices), one entry per grid combination
+    block_combos: dict[str, list[tuple[dict, dict]]] = {
+        "dataset": _named_combos(raw.get("dataset"), "dataset", "dataset", problems),
+    }
+    if task_cls is None or task_cls.uses_model:
+        models = raw.get("model")
+        if isinstance(models, list) and models:  # several models: one setting per model
+            block_combos["model"] = [c for i, m in enumerate(models) for c in _named_combos(m, f"model[{i}]", "model", problems)]
+        else:
+            block_combos["model"] = _named_combos(models, "model", "model", problems)
+    elif "model" in raw:
+        problems.append(f"model: task {task_name!r} trains no model of its own; remove this block")
+
+    methods: list[dict[str, Any]] = []
+    variants: list[MethodVariant] = []
+    if task_cls is not None:
+        train_cls = task_cls.train_config()
+        if train_cls is not None:
+            block_combos["train"] = _validated_combos(train_cls, raw.get("train", {}), "train", problems)
+        elif "train" in raw:
+            problems.append(f"train: task {task_name!r} takes no train block")
+        block_combos["scenario"] = _validated_combos(task_cls.Scenario, raw.get("scenario", {}), "scenario", problems)
+        for key, block_cls in task_cls.blocks.items():
+            block_combos[key] = _validated_combos(block_cls, raw.get(key, {}), key, problems)
+
+        entries = raw.get("methods")
+        if entries is None:
+            problems.append("methods: missing; list at least one of " + ", ".join(registry.names(task_cls.method_kind)))
+        elif not isinstance(entries, list) or not entries:
+            problems.append("methods: expected a non-empty list of method names or {name: ..., param: value} mappings")
+        else:
+            for i, entry in enumerate(entries):
+                resolved, expanded = _expand_method(entry, i, task_cls.method_kind, problems)
+                if expanded:
+                    methods.append(resolved)
+                    variants.extend(expanded)
+            labels = [v.label for v in variants]
+            repeated = sorted({label for label in labels if labels.count(label) > 1})
+            if repeated:
+                problems.append(f"methods: the same variant is listed more than once: {', '.join(repeated)}")
+
+    settings: list[Setting] = []
+    if not problems:
+        keys = list(block_combos)
+        for combo in itertools.product(*(block_combos[k] for k in keys)):
+            blocks = {k: values for k, (values, _) in zip(keys, combo)}
+            label = ",".join(filter(None, (_label(k, choices) for k, (_, choices) in zip(keys, combo))))
+            settings.append(Setting(blocks=blocks, label=label))
+        for setting in settings:
+            problems.extend(p for p in task_cls.check_spec(setting.blocks) if p not in problems)
+
+    if problems:
+        raise SpecError(source, problems)
+    return Spec(
+        source=source, name=name, task=task_name, description=description, seeds=seeds,
+        blocks={k: [values for values, _ in combos] for k, combos in block_combos.items()},
+        settings=settings, methods=methods, variants=variants, threads=threads,
+    )
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    """Read, override and validate one spec file."""
+    raw = read_spec_file(path)
+    raw = apply_overrides(raw, overrides or [], str(path))
+    return validate(raw, str(path))

@@ -1,0 +1,54 @@
+"""Post-hoc calibrators: ``fit(logits, labels)`` on validation data, then ``transform(logits)``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from infobench.metrics import softmax
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Calibrator:
+    """Base class. ``transform`` returns probabilities of shape (n, C).
+
+    Calibrators that act on logits override ``calibrated_logits``; the task then computes the
+    NLL from those logits rather than from rounded probabilities.
+    """
+
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init__(self, params: BaseModel | None = None):
+        self.params = params if params is not None else self.Params()
+
+    def fit(self, logits: np.ndarray, labels: np.ndarray) -> Calibrator:
+        return self
+
+    def calibrated_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Logits whose softmax is the calibrated distribution, shape (n, C)."""
+        raise NotImplementedError
+
+    def transform(self, logits: np.ndarray) -> np.ndarray:
+        return softmax(self.calibrated_logits(logits))
+
+    def fitted(self) -> dict[str, float]:
+        """Scalar fitted parameters worth reporting (e.g. the temperature)."""
+        return {}
+
+
+def check_logits(logits: np.ndarray, labels: np.ndarray | None = None) -> None:
+    """Validate shapes and finiteness with messages that say what was received."""
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (n, classes), got {logits.shape}")
+    if not np.isfinite(logits).all():
+        raise ValueError("logits contain NaN or inf")
+    if labels is not None:
+        if labels.shape != (logits.shape[0],):
+            raise ValueError(f"labels must have shape ({logits.shape[0]},), got {labels.shape}")
+        if labels.min() < 0 or labels.max() >= logits.shape[1]:
+            raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got [{labels.min()}, {labels.max()}]")

@@ -1,0 +1,45 @@
+"""Shared fixtures: an isolated model cache and small spec files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test session trains into its own cache, never the user's."""
+    cache = tmp_path_factory.getbasetemp() / "model-cache"
+    monkeypatch.setenv("INFOBENCH_CACHE", str(cache))
+    return cache
+
+
+TINY_SPEC = {
+    "name": "tiny",
+    "task": "calibration",
+    "seeds": [0, 1],
+    "dataset": {"name": "digits"},
+    "model": {"name": "mlp", "width": 32},
+    "train": {"epochs": 3, "lr": 0.01, "batch_size": 64},
+    "methods": ["uncalibrated", "temperature"],
+}
+
+
+@pytest.fixture
+def tiny_spec() -> dict:
+    """A calibration spec that runs in about a second (4 runs)."""
+    import copy
+
+    return copy.deepcopy(TINY_SPEC)
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    def write(data, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write

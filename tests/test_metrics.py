@@ -1,0 +1,222 @@
+"""Metrics computed by hand on tiny inputs, and their behaviour at the edges."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from infobench import metrics as M
+
+# Six samples, three classes. Top-label confidence / correct:
+#   s0 .9 yes, s1 .6 no, s2 .5 yes, s3 .4 no, s4 .8 yes, s5 .4 no
+PROBS = np.array([
+    [0.90, 0.05, 0.05],
+    [0.60, 0.30, 0.10],
+    [0.20, 0.50, 0.30],
+    [0.40, 0.35, 0.25],
+    [0.10, 0.10, 0.80],
+    [0.30, 0.30, 0.40],
+])
+LABELS = np.array([0, 1, 1, 2, 2, 0])
+
+
+def test_accuracy_and_error_by_hand():
+    assert M.accuracy(PROBS, LABELS) == pytest.approx(3 / 6)
+    assert M.error(PROBS, LABELS) == pytest.approx(3 / 6)
+
+
+def test_accuracy_tie_in_argmax_goes_to_lowest_class():
+    probs = np.array([[0.4, 0.4, 0.2], [0.4, 0.4, 0.2]])
+    assert M.accuracy(probs, [0, 1]) == 0.5
+
+
+def test_accuracy_accepts_logits():
+    logits = np.log(PROBS) + 3.0
+    assert M.accuracy(logits, LABELS) == M.accuracy(PROBS, LABELS)
+
+
+def test_brier_by_hand_sums_over_classes():
+    per_sample = [0.015, 0.86, 0.38, 0.845, 0.06, 0.74]
+    assert M.brier(PROBS, LABELS) == pytest.approx(np.mean(per_sample))
+
+
+def test_brier_range_is_zero_to_two():
+    assert M.brier([[1.0, 0.0]], [0]) == 0.0
+    assert M.brier([[1.0, 0.0]], [1]) == pytest.approx(2.0)
+
+
+def test_equal_width_bins_by_hand_with_an_empty_bin():
+    # edges 0, 1/3, 2/3, 1: bin 0 is empty; bin 1 holds s1 s2 s3 s5; bin 2 holds s0 s4
+    bins = M.reliability_bins(PROBS, LABELS, n_bins=3, binning="width")
+    np.testing.assert_allclose(bins.edges, [0, 1 / 3, 2 / 3, 1])
+    np.testing.assert_array_equal(bins.counts, [0, 4, 2])
+    assert np.isnan(bins.confidence[0]) and np.isnan(bins.accuracy[0])
+    np.testing.assert_allclose(bins.confidence[1:], [1.9 / 4, 0.85])
+    np.testing.assert_allclose(bins.accuracy[1:], [0.25, 1.0])
+    expected_ece = 4 / 6 * 0.225 + 2 / 6 * 0.15
+    assert M.ece(PROBS, LABELS, n_bins=3) == pytest.approx(expected_ece)
+    assert expected_ece == pytest.approx(0.2)
+    assert M.mce(PROBS, LABELS, n_bins=3) == pytest.approx(0.225)
+
+
+def test_equal_mass_bins_by_hand():
+    # Stable sort by confidence: s3 s5 | s2 s1 | s4 s0
+    bins = M.reliability_bins(PROBS, LABELS, n_bins=3, binning="mass")
+    np.testing.assert_array_equal(bins.counts, [2, 2, 2])
+    np.testing.assert_allclose(bins.confidence, [0.4, 0.55, 0.85])
+    np.testing.assert_allclose(bins.accuracy, [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(bins.edges, [0.0, 0.4, 0.6, 1.0])
+    assert M.ece(PROBS, LABELS, n_bins=3, binning="mass") == pytest.approx((0.8 + 0.1 + 0.3) / 6)
+    assert M.mce(PROBS, LABELS, n_bins=3, binning="mass") == pytest.approx(0.4)
+
+
+def test_equal_mass_ties_straddle_bins_in_input_order():
+    # Four samples with the same confidence 0.7: the first two go to bin 0, the last two to bin 1.
+    probs = np.tile([0.7, 0.3], (4, 1))
+    labels = np.array([0, 0, 1, 1])
+    mass = M.reliability_bins(probs, labels, n_bins=2, binning="mass")
+    np.testing.assert_array_equal(mass.counts, [2, 2])
+    np.testing.assert_allclose(mass.accuracy, [1.0, 0.0])
+    assert mass.ece == pytest.approx(0.5 * 0.3 + 0.5 * 0.7)
+    # Equal-width keeps them together: one bin with accuracy 0.5.
+    assert M.ece(probs, labels, n_bins=2) == pytest.approx(0.2)
+
+
+def test_equal_mass_with_fewer_samples_than_bins_leaves_trailing_bins_empty():
+    bins = M.reliability_bins([[0.6, 0.4], [0.9, 0.1]], [0, 1], n_bins=4, binning="mass")
+    np.testing.assert_array_equal(bins.counts, [1, 1, 0, 0])
+    np.testing.assert_allclose(bins.edges, [0.0, 0.6, 0.9, 0.9, 1.0])
+    assert bins.ece == pytest.approx(0.5 * 0.4 + 0.5 * 0.9)
+
+
+def test_width_bins_are_right_closed_and_one_falls_in_the_last_bin():
+    # edges 0, .25, .5, .75, 1: .5 is on an inner edge and goes to the bin below; 1.0 to the last
+    probs = [[0.5, 0.5], [0.75, 0.25], [1.0, 0.0]]
+    bins = M.reliability_bins(probs, [0, 0, 0], n_bins=4)
+    np.testing.assert_array_equal(bins.counts, [0, 1, 1, 1])
+    assert bins.confidence[3] == 1.0
+    assert M.ece(probs, [0, 0, 0], n_bins=4) == pytest.approx((0.5 + 0.25 + 0.0) / 3)
+
+
+def test_single_class_present():
+    probs = [[0.8, 0.2], [0.6, 0.4], [0.3, 0.7]]
+    labels = [0, 0, 0]
+    assert M.accuracy(probs, labels) == pytest.approx(2 / 3)
+    # bins (1/3, 2/3]: .6 correct; (2/3, 1]: .8 correct, .7 wrong
+    assert M.ece(probs, labels, n_bins=3) == pytest.approx(1 / 3 * 0.4 + 2 / 3 * 0.25)
+    assert M.brier(probs, labels) == pytest.approx((0.08 + 0.32 + 0.98) / 3)
+    one_class = np.ones((4, 1))
+    assert M.accuracy(one_class, [0, 0, 0, 0]) == 1.0
+    assert M.ece(one_class, [0, 0, 0, 0]) == 0.0
+    assert M.nll(np.zeros((4, 1)), [0, 0, 0, 0]) == 0.0
+
+
+@pytest.mark.parametrize("binning", ["width", "mass"])
+def test_ece_of_a_calibrated_predictor_vanishes_as_n_grows(binning):
+    # Top-label confidence c and a label that is correct with probability c: calibrated by
+    # construction, so ECE is only sampling noise, shrinking like 1/sqrt(n per bin).
+    rng = np.random.default_rng(0)
+    values = []
+    for n in (300, 3_000, 300_000):
+        c = rng.uniform(0.5, 1.0, n)
+        probs = np.stack([c, 1 - c], axis=1)
+        labels = (rng.uniform(size=n) >= c).astype(int)
+        values.append(M.ece(probs, labels, n_bins=15, binning=binning))
+    assert values[0] > values[2]
+    assert values[2] < 0.005
+
+
+def test_nll_matches_minus_log_softmax_for_moderate_logits():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(scale=3.0, size=(50, 7))
+    labels = rng.integers(0, 7, size=50)
+    expected = -np.mean(np.log(M.softmax(logits))[np.arange(50), labels])
+    assert M.nll(logits, labels) == pytest.approx(expected, rel=1e-12)
+
+
+def test_nll_stays_finite_for_huge_logits():
+    logits = np.array([[1000.0, 0.0], [0.0, 1000.0], [1000.0, 1000.0]])
+    value = M.nll(logits, [1, 1, 0])
+    assert np.isfinite(value)
+    assert value == pytest.approx((1000.0 + 0.0 + np.log(2)) / 3)
+
+
+def test_softmax_is_stable_and_normalised():
+    p = M.softmax(np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]]))
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[0], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(p[1], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum())
+    assert M.softmax(np.zeros((2, 2), dtype=np.float32)).dtype == np.float32
+
+
+def test_classification_metrics_agree_with_the_single_metrics():
+    logits = np.log(PROBS)
+    out = M.classification_metrics(logits, LABELS, n_bins=3)
+    assert set(out) == {"accuracy", "error", "nll", "brier", "ece", "ece_mass", "mce"}
+    assert all(isinstance(v, float) for v in out.values())
+    assert out["accuracy"] == pytest.approx(0.5)
+    assert out["error"] == pytest.approx(0.5)
+    assert out["nll"] == pytest.approx(-np.mean(np.log(PROBS[np.arange(6), LABELS])))
+    assert out["brier"] == pytest.approx(M.brier(PROBS, LABELS))
+    assert out["ece"] == pytest.approx(0.2)
+    assert out["ece_mass"] == pytest.approx(0.2)
+    assert out["mce"] == pytest.approx(0.225)
+
+
+@pytest.mark.parametrize(
+    ("probs", "labels", "message"),
+    [
+        ([[0.5, np.nan]], [0], "non-finite"),
+        ([0.5, 0.5], [0], r"shape \(n, C\)"),
+        ([[0.5, 0.5]], [0, 1], r"labels must have shape \(1,\)"),
+        ([[0.5, 0.5]], [2], r"\[0, 2\)"),
+        ([[0.5, 0.5]], [-1], r"\[0, 2\)"),
+        ([[0.5, 0.5]], [0.5], "fractional"),
+        ([[0.5, 0.5]], [np.nan], "NaN"),
+        ([[2.0, -1.0]], [0], r"\[0, 1\]"),
+        ([[0.5, 0.6]], [0], "sum to 1"),
+        (np.zeros((0, 3)), np.zeros(0, dtype=int), "no samples"),
+    ],
+)
+def test_invalid_inputs_raise_clear_errors(probs, labels, message):
+    with pytest.raises(ValueError, match=message):
+        M.ece(probs, labels)
+
+
+def test_nan_logits_rejected_by_nll():
+    with pytest.raises(ValueError, match="non-finite"):
+        M.nll([[np.nan, 0.0]], [0])
+
+
+def test_whole_number_float_labels_are_accepted():
+    assert M.accuracy(PROBS, LABELS.astype(float)) == M.accuracy(PROBS, LABELS)
+
+
+@pytest.mark.parametrize(("n_bins", "binning"), [(0, "width"), (2.5, "width"), (True, "width"), (3, "quantile")])
+def test_invalid_binning_arguments(n_bins, binning):
+    with pytest.raises(ValueError, match="n_bins|binning"):
+        M.reliability_bins(PROBS, LABELS, n_bins=n_bins, binning=binning)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("accuracy", True), ("test_acc", True), ("auroc", True), ("agreement", True),
+        ("top1_accuracy", True), ("error", False), ("online_error", False), ("nll", False),
+        ("brier", False), ("ece", False), ("ece_mass", False), ("mce", False), ("kl", False),
+        ("kl_bits", False), ("loss", False), ("seconds", False), ("mi_xt_bits", None),
+        ("something", None),
+    ],
+)
+def test_metric_direction(name, expected):
+    assert M.higher_is_better(name) is expected
+
+
+def test_module_does_not_import_torch():
+    code = "import sys, infobench.metrics; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
