@@ -15,7 +15,14 @@ import numpy as np
 from pydantic import Field
 
 from infobench.data.base import DataBundle, Dataset, Split
-from infobench.data.files import check_labels, data_error, require_dir, require_file, unit_float
+from infobench.data.files import (
+    PathStr,
+    check_labels,
+    data_error,
+    require_dir,
+    require_file,
+    unit_float,
+)
 from infobench.data.splits import HeldOutParams, carve_val
 from infobench.errors import DataError
 from infobench.registry import register
@@ -64,7 +71,7 @@ def _field(batch: dict, key: str) -> Any:
     return batch.get(key.encode(), batch.get(key))
 
 
-def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
     """One batch file: images uint8 (n, 3, 32, 32) and labels int64 (n,)."""
     path = require_file(path, CIFAR10_FORMAT)
     with open(path, "rb") as f:
@@ -81,9 +88,9 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise data_error(path, "lacks a b'data' array or b'labels'", CIFAR10_FORMAT)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != np.prod(IMAGE_SHAPE):
         raise data_error(path, f"b'data' is {data.dtype} of shape {data.shape}", CIFAR10_FORMAT)
-    labels = check_labels(np.asarray(labels), len(data), path, CIFAR10_FORMAT, name="labels")
-    if len(labels) and labels.max() >= 10:
-        raise data_error(path, f"has label {labels.max()} outside 0..9", CIFAR10_FORMAT)
+    labels = check_labels(
+        np.asarray(labels), len(data), path, CIFAR10_FORMAT, name="labels", num_classes=10
+    )
     # Rows store the red, green and blue 32x32 planes in turn: already channels-first.
     return data.reshape(-1, *IMAGE_SHAPE), labels
 
@@ -93,7 +100,7 @@ def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
-def cifar10_splits(folder: Path, params: HeldOutParams) -> tuple[Split, Split, Split]:
+def cifar10_splits(folder: Path | str, params: HeldOutParams) -> tuple[Split, Split, Split]:
     """Clean (train, val, test), x float32 (n, 3, 32, 32) in [0, 1]; val is carved from train."""
     folder = require_dir(folder, CIFAR10_FORMAT)
     x, y = _read_batches(folder, TRAIN_BATCHES)
@@ -114,8 +121,8 @@ class CIFAR10(Dataset):
     class Params(HeldOutParams):
         """The CIFAR-10 folder and the val carve-out / subsample of its 50,000 training images."""
 
-        path: Path = Field(
-            Path("data/cifar-10-batches-py"), description=f"the folder: {CIFAR10_FORMAT}"
+        path: PathStr = Field(
+            "data/cifar-10-batches-py", description=f"the folder: {CIFAR10_FORMAT}"
         )
 
     def load(self, seed: int) -> DataBundle:

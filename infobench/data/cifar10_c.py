@@ -1,4 +1,4 @@
-"""CIFAR-10-C (Hendrycks & Dietterich, 2019): CIFAR-10's test set under 15+ corruptions, from .npy files.
+"""CIFAR-10-C (Hendrycks & Dietterich, 2019): CIFAR-10's test set under corruptions, as .npy files.
 
 The corrupted sets are the shifted domains; train, val and clean test come from a CIFAR-10
 python-version folder (``train_path``), since CIFAR-10-C ships no training data.
@@ -13,7 +13,14 @@ from pydantic import Field, field_validator
 
 from infobench.data.base import DataBundle, Dataset, Split
 from infobench.data.cifar10 import CIFAR10_FORMAT, IMAGE_SHAPE, cifar10_splits
-from infobench.data.files import check_labels, data_error, require_dir, require_file, unit_float
+from infobench.data.files import (
+    PathStr,
+    check_labels,
+    data_error,
+    require_dir,
+    require_file,
+    unit_float,
+)
 from infobench.data.severity import LEVELS, Severity, as_levels, domain_key
 from infobench.data.splits import HeldOutParams
 from infobench.registry import register
@@ -44,10 +51,7 @@ def read_labels(folder: Path) -> np.ndarray:
     """The labels of a CIFAR-10-C folder, int64 of shape (n,) or (5 * n,)."""
     path = folder / LABELS_FILE
     raw = _read_npy(path)
-    labels = check_labels(raw, len(raw), path, CIFAR10C_FORMAT)
-    if len(labels) and labels.max() >= 10:
-        raise data_error(path, f"has label {labels.max()} outside 0..9", CIFAR10C_FORMAT)
-    return labels
+    return check_labels(raw, len(raw), path, CIFAR10C_FORMAT, name="labels", num_classes=10)
 
 
 def read_corruption(
@@ -56,6 +60,7 @@ def read_corruption(
     """The test sets of one corruption at ``levels``: x float32 (n, 3, 32, 32) in [0, 1]."""
     path = folder / f"{name}.npy"
     if not path.is_file():
+        # Name what is there: a misspelt corruption is the likely cause.
         found = ", ".join(available_corruptions(folder)) or "none"
         raise data_error(path, f"no such file (corruptions found: {found})", CIFAR10C_FORMAT)
     images = _read_npy(path)
@@ -85,9 +90,9 @@ class CIFAR10C(Dataset):
     class Params(HeldOutParams):
         """Where the corrupted and the clean data are, and which domains to load."""
 
-        path: Path = Field(Path("data/CIFAR-10-C"), description=f"the folder: {CIFAR10C_FORMAT}")
-        train_path: Path = Field(
-            Path("data/cifar-10-batches-py"),
+        path: PathStr = Field("data/CIFAR-10-C", description=f"the folder: {CIFAR10C_FORMAT}")
+        train_path: PathStr = Field(
+            "data/cifar-10-batches-py",
             description=f"clean train/val/test from {CIFAR10_FORMAT}",
         )
         corruptions: list[str] | None = Field(

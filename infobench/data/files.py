@@ -6,11 +6,23 @@ path and the format that was expected, so the user can fix the file without read
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import BeforeValidator
 
 from infobench.errors import DataError
+
+PathStr = Annotated[
+    str,
+    BeforeValidator(lambda value: os.fspath(value) if isinstance(value, os.PathLike) else value),
+]
+"""A pydantic field type for a file or folder path: a string (``Path`` objects are accepted).
+
+Plain strings keep the spec, its JSON dump and ``infobench list`` free of ``PosixPath(...)``.
+"""
 
 
 def data_error(path: Path | str, problem: str, expected: str) -> DataError:
@@ -50,9 +62,17 @@ def check_features(x: np.ndarray, path: Path | str, expected: str, name: str = "
 
 
 def check_labels(
-    y: np.ndarray, n: int, path: Path | str, expected: str, name: str = "y"
+    y: np.ndarray,
+    n: int,
+    path: Path | str,
+    expected: str,
+    name: str = "y",
+    num_classes: int | None = None,
 ) -> np.ndarray:
-    """Class labels 0, 1, ... of shape (n,), integer-valued (integer or whole float dtype), as int64."""
+    """Class labels 0, 1, ... (below ``num_classes`` if given) of shape (n,), as int64.
+
+    Integer dtypes and floats holding whole numbers are accepted.
+    """
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
         raise data_error(path, f"{name!r} has shape {y.shape} but there are {n} inputs", expected)
@@ -62,6 +82,10 @@ def check_labels(
         raise data_error(path, f"{name!r} holds non-integer values", expected)
     if len(y) and y.min() < 0:
         raise data_error(path, f"{name!r} holds negative labels (min {y.min()})", expected)
+    if len(y) and num_classes is not None and y.max() >= num_classes:
+        raise data_error(
+            path, f"{name!r} holds label {y.max()} outside 0..{num_classes - 1}", expected
+        )
     return y.astype(np.int64)
 
 

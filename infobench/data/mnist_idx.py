@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from infobench.data.base import DataBundle, Dataset, Split
-from infobench.data.files import check_labels, data_error, require_dir, unit_float
+from infobench.data.files import PathStr, check_labels, data_error, require_dir, unit_float
 from infobench.data.splits import HeldOutParams, carve_val
 from infobench.registry import register
 
@@ -102,7 +102,7 @@ def read_mnist_part(folder: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
         raise data_error(images_path, f"holds {images.dtype} of shape {images.shape}", MNIST_FORMAT)
     if not len(images):
         raise data_error(images_path, "holds no images", MNIST_FORMAT)
-    labels = check_labels(labels, len(images), labels_path, MNIST_FORMAT)
+    labels = check_labels(labels, len(images), labels_path, MNIST_FORMAT, name="labels")
     return images, labels
 
 
@@ -113,7 +113,7 @@ class MNISTIdx(Dataset):
     class Params(HeldOutParams):
         """The folder of the four IDX files and the val carve-out / subsample of train."""
 
-        path: Path = Field(Path("data/mnist"), description=f"the folder: {MNIST_FORMAT}")
+        path: PathStr = Field("data/mnist", description=f"the folder: {MNIST_FORMAT}")
 
     def load(self, seed: int) -> DataBundle:
         p = self.params

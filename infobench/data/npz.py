@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from infobench.data.base import DataBundle, Dataset, Split
-from infobench.data.files import check_features, check_labels, data_error, require_file
+from infobench.data.files import PathStr, check_features, check_labels, data_error, require_file
 from infobench.data.splits import SplitParams, split_stratified
 from infobench.registry import register
 
@@ -18,7 +18,7 @@ NPZ_FORMAT = (
 )
 
 
-def read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
+def read_npz_arrays(path: Path | str) -> dict[str, np.ndarray]:
     """Every array of the archive at ``path``, read without allowing pickled objects."""
     path = require_file(path, NPZ_FORMAT)
     try:
@@ -36,7 +36,7 @@ def read_npz_arrays(path: Path) -> dict[str, np.ndarray]:
             raise data_error(path, f"has an unreadable array ({err})", NPZ_FORMAT) from err
 
 
-def read_npz_splits(path: Path) -> dict[str, Split]:
+def read_npz_splits(path: Path | str) -> dict[str, Split]:
     """The validated labelled sets of the archive: key ``""`` (the pool), ``"val"``, ``"test"``."""
     arrays = read_npz_arrays(path)
     if "x" not in arrays or "y" not in arrays:
@@ -71,7 +71,7 @@ class NPZ(Dataset):
     class Params(SplitParams):
         """The file, and the stratified split of 'x'/'y' for the sets the file does not bring."""
 
-        path: Path = Field(Path("data.npz"), description=f"the file: {NPZ_FORMAT}")
+        path: PathStr = Field("data.npz", description=f"the file: {NPZ_FORMAT}")
 
     def load(self, seed: int) -> DataBundle:
         """Val and test come from the file's pairs when present, else are carved from x/y.

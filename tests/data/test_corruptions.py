@@ -10,7 +10,14 @@ from infobench.data import corruptions
 from infobench.data.corruptions import CORRUPTIONS, corrupt
 from infobench.data.digits import digit_images
 
-RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "motion_blur", "rotation", "elastic_transform"}
+RANDOM = {
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "motion_blur",
+    "rotation",
+    "elastic_transform",
+}
 # Pixelating 8x8 digits to 5x5 aliases strokes onto the coarse grid more than 4x4 does, so its
 # distance from clean is not monotone in severity (its accuracy still drops; see the module).
 MONOTONE = sorted(set(CORRUPTIONS) - {"pixelate"})
@@ -35,7 +42,8 @@ def test_contract_shape_dtype_range_and_input_untouched(name, digits):
 @pytest.mark.parametrize("name", MONOTONE)
 def test_change_from_clean_grows_with_severity(name, digits):
     change = [
-        np.abs(corrupt(digits, name, s, np.random.default_rng(0)) - digits).mean() for s in range(1, 6)
+        np.abs(corrupt(digits, name, s, np.random.default_rng(0)) - digits).mean()
+        for s in range(1, 6)
     ]
     assert np.all(np.diff(change) > 0), change
 
@@ -49,14 +57,19 @@ def test_randomness_comes_from_the_generator_only(name, digits):
     assert np.array_equal(first, other) == (name not in RANDOM)
 
 
-@pytest.mark.parametrize("name", ["defocus_blur", "motion_blur", "gaussian_blur", "rotation", "elastic_transform", "pixelate"])
+@pytest.mark.parametrize(
+    "name",
+    ["defocus_blur", "motion_blur", "gaussian_blur", "rotation", "elastic_transform", "pixelate"],
+)
 def test_spatial_corruptions_treat_all_channels_alike(name, digits):
     rgb = np.repeat(digits[:20], 3, axis=1)
     out = corrupt(rgb, name, 4, np.random.default_rng(0))
     assert np.array_equal(out[:, 0], out[:, 1]) and np.array_equal(out[:, 0], out[:, 2])
 
 
-@pytest.mark.parametrize("name", ["defocus_blur", "motion_blur", "gaussian_blur", "pixelate", "contrast"])
+@pytest.mark.parametrize(
+    "name", ["defocus_blur", "motion_blur", "gaussian_blur", "pixelate", "contrast"]
+)
 def test_constant_images_are_left_constant(name):
     flat = np.full((4, 1, 8, 8), 0.3)
     out = corrupt(flat, name, 5, np.random.default_rng(0))
@@ -73,7 +86,9 @@ def test_rotation_matches_scipy_rotate_with_either_sign(digits):
     out = corruptions.rotation(digits[:10], 5, np.random.default_rng(0))
     for image, rotated in zip(digits[:10, 0], out[:, 0], strict=True):
         candidates = [
-            np.clip(ndimage.rotate(image, angle, reshape=False, order=1, mode="grid-constant"), 0, 1)
+            np.clip(
+                ndimage.rotate(image, angle, reshape=False, order=1, mode="grid-constant"), 0, 1
+            )
             for angle in (30, -30)
         ]
         assert min(np.abs(rotated - c).max() for c in candidates) < 1e-5
@@ -88,7 +103,9 @@ def test_bad_arguments_are_rejected(digits):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="severity must be one of"):
         corrupt(digits, "contrast", 6, rng)
-    with pytest.raises(ValueError, match=r"unknown corruption 'fog'; valid: gaussian_noise, shot_noise"):
+    with pytest.raises(
+        ValueError, match=r"unknown corruption 'fog'; valid: gaussian_noise, shot_noise"
+    ):
         corrupt(digits, "fog", 1, rng)
     with pytest.raises(ValueError, match=r"\(n, C, H, W\)"):
         corrupt(digits[:, 0], "contrast", 1, rng)

@@ -61,7 +61,11 @@ def test_subsampling_train_leaves_val_unchanged_and_balanced():
 
 
 def test_split_params_keep_examples_for_training():
-    assert SplitParams().model_dump() == {"val_fraction": 0.2, "test_fraction": 0.2, "split_seed": 0}
+    assert SplitParams().model_dump() == {
+        "val_fraction": 0.2,
+        "test_fraction": 0.2,
+        "split_seed": 0,
+    }
     with pytest.raises(ValidationError, match="below 1"):
         SplitParams(val_fraction=0.5, test_fraction=0.5)
     with pytest.raises(ValidationError):
