@@ -21,7 +21,7 @@ T = TypeVar("T")
 _REGISTRY: dict[str, dict[str, Any]] = {}
 
 # Packages whose modules register plugins when imported. Importing them is what fills the registry.
-PLUGIN_PACKAGES = ("infobench.data", "infobench.models", "infobench.tasks")
+PLUGIN_PACKAGES = ("infobench.data", "infobench.models", "infobench.mi", "infobench.tasks")
 
 
 def register(kind: str, name: str) -> Callable[[T], T]:
