@@ -27,6 +27,12 @@ console = Console(soft_wrap=True)  # messages hold paths: never break them mid-l
 err_console = Console(stderr=True, soft_wrap=True)
 
 
+class Executor(str, Enum):
+    auto = "auto"
+    loky = "loky"
+    dask = "dask"
+
+
 class Format(str, Enum):
     rich = "rich"
     md = "md"
@@ -46,6 +52,8 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="results root; each spec writes to OUT/<name>/")] = Path("results"),
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="runs in parallel (loky processes)")] = 1,
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="torch threads per run (default: cores / jobs)")] = None,
+    executor: Annotated[Executor, typer.Option("--executor", help="auto: serial for 1 job, loky processes for more; dask: a Dask cluster")] = Executor.auto,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster of --jobs workers)")] = None,
     force: Annotated[bool, typer.Option("--force", help="rerun runs already finished")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the planned runs and exit")] = False,
 ) -> None:
@@ -65,7 +73,8 @@ def run(
     ok = True
     for the_plan in plans:
         try:
-            summary = runner.execute(the_plan, jobs=jobs, threads=threads, console=console)
+            summary = runner.execute(the_plan, jobs=jobs, threads=threads, console=console,
+                                     executor=executor.value, scheduler=scheduler)
         except InfobenchError as exc:
             raise _fail(exc) from None
         except KeyboardInterrupt:

@@ -1,7 +1,9 @@
-"""Where runs execute: in this process, or in N loky worker processes (joblib).
+"""Where runs execute: in this process, in N loky worker processes (joblib), or on a Dask cluster.
 
 Executors only map a function over runs and hand results back as each finishes; the driver
-stays the single writer of the results folder.
+stays the single writer of the results folder. ``on_error(args, exc)`` turns a run that the
+executor itself lost (a Dask task whose workers kept dying) into a result, so one lost run
+never stops the sweep.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from infobench.errors import InfobenchError
+
+OnError = Callable[[tuple, BaseException], Any]
 
 
 def available_cores() -> int:
@@ -30,7 +36,7 @@ class SerialExecutor:
     jobs = 1
     shows_inner_progress = True
 
-    def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple]) -> Iterator[Any]:
+    def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
         for args in items:
             yield fn(*args)
 
@@ -43,14 +49,72 @@ class LokyExecutor:
     def __init__(self, jobs: int):
         self.jobs = jobs
 
-    def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple]) -> Iterator[Any]:
+    def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
         from joblib import Parallel, delayed
 
         parallel = Parallel(n_jobs=self.jobs, backend="loky", return_as="generator_unordered")
         yield from parallel(delayed(fn)(*args) for args in items)
 
 
-def make_executor(jobs: int) -> SerialExecutor | LokyExecutor:
+class DaskExecutor:
+    """Runs on a Dask distributed cluster: the one at ``scheduler`` (tcp://host:port), or a
+    LocalCluster of ``jobs`` single-threaded worker processes when no address is given.
+
+    A worker that dies mid-run loses nothing finished: the scheduler reschedules its task on
+    another worker (up to distributed's ``allowed-failures``), and results reach the driver,
+    the only writer, as each run completes.
+    """
+
+    shows_inner_progress = False
+
+    def __init__(self, jobs: int, scheduler: str | None = None):
+        self.jobs = jobs
+        self.scheduler = scheduler
+
+    def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
+        try:
+            from distributed import Client, LocalCluster, as_completed
+        except ImportError:
+            raise InfobenchError("--executor dask needs the optional dask extra: pip install 'infobench[dask]'") from None
+        cluster = None
+        if self.scheduler:
+            try:
+                client = Client(self.scheduler, timeout="10s")
+            except OSError as exc:
+                raise InfobenchError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
+        else:
+            cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=40)
+            client = Client(cluster)
+        try:
+            futures, args_of = [], {}
+            for args in items:
+                future = client.submit(fn, *args, pure=False)
+                futures.append(future)
+                args_of[future.key] = args
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except Exception as exc:  # the task itself was lost (KilledWorker): record, go on
+                    if on_error is None:
+                        raise
+                    yield on_error(args_of[future.key], exc)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def make_executor(jobs: int, executor: str = "auto", scheduler: str | None = None):
+    """``auto``: serial for one job, loky for several; ``loky``; ``dask`` (LocalCluster or ``scheduler``)."""
     if jobs < 1:
-        raise ValueError(f"--jobs must be >= 1, got {jobs}")
-    return SerialExecutor() if jobs == 1 else LokyExecutor(jobs)
+        raise InfobenchError(f"--jobs must be >= 1, got {jobs}")
+    if executor == "dask":
+        return DaskExecutor(jobs, scheduler)
+    if scheduler:
+        raise InfobenchError("--scheduler is only used with --executor dask")
+    if executor == "loky":
+        return LokyExecutor(jobs)
+    if executor == "auto":
+        return SerialExecutor() if jobs == 1 else LokyExecutor(jobs)
+    raise InfobenchError(f"unknown executor {executor!r}; one of auto, loky, dask")

@@ -181,6 +181,35 @@ class ReliabilityBins:
         """Maximum calibration error ``max_b |acc(B_b) - conf(B_b)|`` over non-empty bins (Eq. 5)."""
         return float(np.max(self.gaps[self.counts > 0]))
 
+    @property
+    def ace(self) -> float:
+        """Average calibration error: the unweighted mean of ``|acc - conf|`` over non-empty bins.
+
+        Neumann et al. 2018, "Relaxed Softmax"; the definition of netcal's ``ACE``.
+        """
+        return float(np.mean(self.gaps[self.counts > 0]))
+
+    @property
+    def debiased_l2(self) -> float:
+        """Kumar et al. 2019's debiased L2 calibration error of these bins (see :func:`debiased_l2_ce`)."""
+        filled = self.counts > 1
+        n_b = self.counts[filled]
+        acc = self.accuracy[filled]
+        squared = (acc - self.confidence[filled]) ** 2 - acc * (1.0 - acc) / (n_b - 1)
+        return float(np.sqrt(max(np.sum(n_b / self.counts.sum() * squared), 0.0)))
+
+
+def width_bin_index(values, n_bins: int) -> np.ndarray:
+    """Index in ``[0, n_bins)`` of the equal-width bin over [0, 1] holding each value (any shape).
+
+    Bins are right-closed, ``(b / n_bins, (b + 1) / n_bins]``, and bin 0 also holds 0, so 1.0
+    lands in the last bin and a value on an inner edge in the bin below it (Guo et al.'s code,
+    torchmetrics). Values a rounding error outside [0, 1] are clipped into the end bins.
+    """
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # side="left" finds the first edge >= value, which makes bins right-closed
+    return np.clip(np.searchsorted(edges, values, side="left") - 1, 0, n_bins - 1)
+
 
 def reliability_bins(probs, labels, n_bins: int = 15, binning: str = "width") -> ReliabilityBins:
     """Bin samples by top-label confidence and summarise each bin (Guo et al. 2017, Sec. 2).
@@ -211,9 +240,7 @@ def reliability_bins(probs, labels, n_bins: int = 15, binning: str = "width") ->
 
     if binning == "width":
         edges = np.linspace(0.0, 1.0, n_bins + 1)
-        # side="left" finds the first edge >= conf, which makes bins right-closed; clipping puts
-        # conf == 0 into bin 0 and guards against conf a rounding error above 1.
-        index = np.clip(np.searchsorted(edges, conf, side="left") - 1, 0, n_bins - 1)
+        index = width_bin_index(conf, n_bins)
     else:
         order = np.argsort(conf, kind="stable")
         index = np.empty(conf.shape[0], dtype=np.int64)
@@ -250,6 +277,93 @@ def mce(probs, labels, n_bins: int = 15, binning: str = "width") -> float:
     return reliability_bins(probs, labels, n_bins, binning).mce
 
 
+def ace(probs, labels, n_bins: int = 15, binning: str = "width") -> float:
+    """Average calibration error in [0, 1]: the mean of ``|acc(B_b) - conf(B_b)|`` over non-empty bins.
+
+    Unlike :func:`ece` the bins are not weighted by their size, so sparse high-gap bins count
+    as much as full ones (Neumann et al. 2018; netcal's ``ACE``). Same inputs and binning
+    as :func:`ece`.
+    """
+    return reliability_bins(probs, labels, n_bins, binning).ace
+
+
+def classwise_ece(probs, labels, n_bins: int = 15) -> float:
+    """Classwise ECE in [0, 1] (Kull et al. 2019, "Beyond temperature scaling", Sec. 3 / Eq. 4).
+
+    For each class k, every sample's ``probs[:, k]`` (not only the top label) is put in the
+    equal-width bins of :func:`width_bin_index` (right-closed; 0 in the first bin, 1.0 in the
+    last) and ``ECE_k = sum_b |B_kb| / n * |mean(labels == k) - mean(probs[:, k])|`` over the
+    bin; the result is ``mean_k ECE_k``. A class absent from ``labels`` still counts: its
+    accuracy in every bin is 0, so its ECE is its mean predicted probability.
+    ``probs``: (n, C) probabilities; ``labels``: (n,) integers in [0, C).
+    """
+    p, y = _check_pair(probs, labels)
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
+    n, n_classes = p.shape
+    # one bin id per (sample, class): class k owns ids [k * n_bins, (k + 1) * n_bins)
+    ids = (width_bin_index(p, n_bins) + n_bins * np.arange(n_classes)).ravel()
+    size = n_bins * n_classes
+    hits = np.zeros_like(p)
+    hits[np.arange(n), y] = 1.0
+    conf_sum = np.bincount(ids, weights=p.ravel(), minlength=size)
+    hit_sum = np.bincount(ids, weights=hits.ravel(), minlength=size)
+    # |sum_conf - sum_hits| / n equals |B| / n * |mean_conf - mean_acc|, and is 0 for empty bins
+    return float(np.abs(conf_sum - hit_sum).sum() / (n * n_classes))
+
+
+def debiased_l2_ce(probs, labels, n_bins: int = 15, binning: str = "mass") -> float:
+    """Debiased top-label L2 calibration error (Kumar, Liang & Ma 2019, "Verified Uncertainty
+    Calibration", NeurIPS, Sec. 5 and their ``calibration`` package's ``debias=True``).
+
+    The plug-in estimate ``sum_b |B_b| / n * (acc_b - conf_b)^2`` is biased upwards by the
+    sampling noise of ``acc_b``; each bin's term is corrected by subtracting that noise's
+    variance, ``acc_b (1 - acc_b) / (|B_b| - 1)``, and the result is
+    ``sqrt(max(sum_b |B_b| / n * [(acc_b - conf_b)^2 - acc_b (1 - acc_b) / (|B_b| - 1)], 0))``.
+    Bins with fewer than two samples contribute 0 (as in the reference code). The default
+    binning is equal-mass, as in the paper; see :func:`reliability_bins` for both conventions.
+    Range [0, 1]; it can be 0 for a miscalibrated predictor on few samples.
+    """
+    return reliability_bins(probs, labels, n_bins, binning).debiased_l2
+
+
+def auroc_correctness(probs, labels) -> float:
+    """Area under the ROC curve of top-label confidence as a detector of correct predictions.
+
+    The probability that a random correct prediction has a higher confidence than a random
+    wrong one, ties counting one half (Mann-Whitney U with mid-ranks): 1 when confidence
+    separates right from wrong perfectly, 0.5 when it carries no information. ``probs``: (n, C)
+    probabilities (or logits: only the order within each column type matters, but confidences
+    are taken as ``max_k probs``); ``labels``: (n,) integers in [0, C). Raises ``ValueError``
+    when all predictions are correct or all wrong, where the AUROC is undefined.
+    """
+    p, y = _check_pair(probs, labels)
+    conf = p.max(axis=1)
+    correct = p.argmax(axis=1) == y
+    n_pos = int(correct.sum())
+    n_neg = correct.shape[0] - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(
+            f"AUROC of correctness is undefined: {'all' if n_neg == 0 else 'none'} of the "
+            f"{correct.shape[0]} predictions are correct"
+        )
+    return float((_midranks(conf)[correct].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _midranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values`` (n,), tied values sharing the mean of their ranks."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts_group = np.empty(ordered.shape[0], dtype=bool)
+    starts_group[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts_group[1:])
+    starts = np.flatnonzero(starts_group)
+    ends = np.append(starts[1:], ordered.shape[0])
+    ranks = np.empty(ordered.shape[0])
+    ranks[order] = ((starts + 1 + ends) / 2.0)[np.cumsum(starts_group) - 1]
+    return ranks
+
+
 def classification_metrics(logits, labels, n_bins: int = 15) -> dict[str, float]:
     """The standard metric set of a classifier, from logits.
 
@@ -273,6 +387,28 @@ def classification_metrics(logits, labels, n_bins: int = 15) -> dict[str, float]
     }
 
 
+def calibration_metrics(logits, labels, n_bins: int = 15) -> dict[str, float]:
+    """:func:`classification_metrics` plus the calibration variants reviewers ask for.
+
+    Adds ``ace`` (equal-width bins), ``ece_classwise``, ``ce_l2_debiased`` (equal-mass bins)
+    and ``auroc_correct`` (left out when every prediction is right or every one wrong, where
+    it is undefined). ``logits`` may be log-probabilities (rows of ``exp`` summing to 1), which
+    is how probability-only calibrators report. Kept apart from ``classification_metrics`` so
+    other tasks' tables keep their columns.
+    """
+    z = _check_scores(logits, "logits")
+    y = _check_labels(labels, z.shape[0], z.shape[1])
+    probs = softmax(z, axis=1)
+    out = classification_metrics(z, y, n_bins)
+    out["ace"] = reliability_bins(probs, y, n_bins, "width").ace
+    out["ece_classwise"] = classwise_ece(probs, y, n_bins)
+    out["ce_l2_debiased"] = reliability_bins(probs, y, n_bins, "mass").debiased_l2
+    correct = probs.argmax(axis=1) == y
+    if 0 < correct.sum() < correct.shape[0]:
+        out["auroc_correct"] = auroc_correctness(probs, y)
+    return out
+
+
 # Direction of a metric, judged from the words of its name (split on _ - . @ / and spaces), so
 # that "online_error", "test_acc" and "kl_bits" are recognised. Words starting with a prefix in
 # the *_PREFIXES tuples count too ("ece15", "kld").
@@ -282,6 +418,7 @@ _HIGHER_WORDS = frozenset({
 _HIGHER_PREFIXES = ("auroc", "accuracy")
 _LOWER_WORDS = frozenset({
     "error", "err", "nll", "brier", "mce", "loss", "seconds", "time", "mse", "rmse", "mae",
+    "ace", "ce",
 })
 _LOWER_PREFIXES = ("ece", "kl")
 _WORD_SPLIT = re.compile(r"[_\-.@/\s]+")
@@ -292,7 +429,8 @@ def higher_is_better(metric_name: str) -> bool | None:
 
     Higher is better for accuracy, auroc/auc, agreement, f1, precision, recall and names
     containing them as a word (``test_acc``, ``top1_accuracy``); lower for error, nll, brier,
-    ece*, mce, kl*, loss, seconds/time and squared/absolute errors. Names mixing both kinds of
+    ece*, mce, ace, ce (a calibration or cross-entropy error), kl*, loss, seconds/time and
+    squared/absolute errors. Names mixing both kinds of
     word, and names with neither (``mi_xt_bits``, whose direction depends on the study), give
     None so that nothing is marked best.
     """

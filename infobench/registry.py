@@ -4,6 +4,11 @@
 "calibration.method", ...). ``get(kind, name)`` returns it or raises an error that lists the
 close matches. Registered classes carry a pydantic ``Params`` model whose fields (with the
 paper's defaults) are what ``infobench list`` prints.
+
+Lookups are lazy: an index of ``@register("kind", "name")`` lines, read from the plugin
+sources as text, says which module defines a name, and ``get`` imports only that module.
+Validating or re-running a spec therefore imports the few plugins it names, not all of them.
+A name the index cannot see (registered some other way) is found by importing everything.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from infobench.errors import RegistryError
@@ -48,7 +55,12 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
 def get(kind: str, name: str) -> Any:
     """Look up ``name`` under ``kind``; unknown names raise ``RegistryError`` with close matches."""
-    load_plugins()
+    if name not in _REGISTRY.get(kind, {}):
+        module = _source_index().get(kind, {}).get(name)
+        if module is not None:
+            importlib.import_module(module)
+        if name not in _REGISTRY.get(kind, {}):
+            load_plugins()
     table = _REGISTRY.get(kind, {})
     if name not in table:
         known = sorted(table)
@@ -59,9 +71,8 @@ def get(kind: str, name: str) -> Any:
 
 
 def names(kind: str) -> list[str]:
-    """Sorted names registered under ``kind``."""
-    load_plugins()
-    return sorted(_REGISTRY.get(kind, {}))
+    """Sorted names registered under ``kind`` (from the source index: nothing is imported)."""
+    return sorted(set(_source_index().get(kind, {})) | set(_REGISTRY.get(kind, {})))
 
 
 def kinds() -> list[str]:
@@ -85,8 +96,31 @@ def load_plugins() -> None:
     _loaded = True
     for package_name in PLUGIN_PACKAGES:
         package = importlib.import_module(package_name)
-        for module in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
+        for module in pkgutil.walk_packages(package.__path__, prefix=package_name + ".", onerror=_raise):
             importlib.import_module(module.name)
+
+
+def _raise(name: str) -> None:
+    raise ImportError(f"cannot import plugin package {name}")
+
+
+_REGISTER_LINE = re.compile(r"""@register\(\s*["']([^"']+)["']\s*,\s*["']([^"']+)["']\s*\)""")
+_index: dict[str, dict[str, str]] | None = None
+
+
+def _source_index() -> dict[str, dict[str, str]]:
+    """kind -> name -> module, read from the ``@register(...)`` lines of the plugin sources."""
+    global _index
+    if _index is None:
+        _index = {}
+        root = Path(__file__).resolve().parent.parent
+        for package_name in PLUGIN_PACKAGES:
+            folder = root.joinpath(*package_name.split("."))
+            for path in sorted(folder.rglob("*.py")):
+                module = ".".join(path.relative_to(root).with_suffix("").parts)
+                for kind, name in _REGISTER_LINE.findall(path.read_text(encoding="utf-8")):
+                    _index.setdefault(kind, {})[name] = module
+    return _index
 
 
 def describe(obj: Any) -> str:

@@ -143,16 +143,30 @@ def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool) 
             logger.error("failed:\n%s", traceback.format_exc())
         seconds = time.perf_counter() - started
         logger.info("status %s after %.2f s", status, seconds)
-    identity = {
+    metric_rows = [{**run_identity(run), **row} for row in ctx.rows] if status == "done" else []
+    return run_row(run, status, error, seconds), metric_rows
+
+
+def run_identity(run: Run) -> dict[str, Any]:
+    """The columns that name a run in both tables."""
+    return {
         "run_id": run.run_id, "task": run.task, "dataset": run.dataset, "model": run.model,
         "method": run.method, "variant": run.variant, "seed": run.seed,
     }
-    run_row = {
-        **identity, "params": json.dumps(run.params, sort_keys=True), "status": status,
+
+
+def run_row(run: Run, status: str, error: str, seconds: float) -> dict[str, Any]:
+    """The runs.csv row of a run; the error keeps its first line (the log has the traceback)."""
+    return {
+        **run_identity(run), "params": json.dumps(run.params, sort_keys=True), "status": status,
         "error": error.splitlines()[0][:500] if error else "", "seconds": round(seconds, 3),
     }
-    metric_rows = [{**identity, **row} for row in ctx.rows] if status == "done" else []
-    return run_row, metric_rows
+
+
+def lost_run(args: tuple, exc: BaseException) -> tuple[dict, list[dict]]:
+    """The result of a run the executor lost (its workers kept dying): recorded failed, retried next time."""
+    run = args[0]
+    return run_row(run, "failed", f"lost by the executor: {type(exc).__name__}: {exc}", 0.0), []
 
 
 def _finite(value: float) -> bool:
@@ -224,8 +238,22 @@ def _git_commit() -> str:
         return ""
 
 
-def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=None) -> Summary:
-    """Run the plan's unfinished runs and record each as it finishes; returns a summary."""
+def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=None,
+            executor: str = "auto", scheduler: str | None = None) -> Summary:
+    """Run the plan's unfinished runs and record each as it finishes; returns a summary.
+
+    A results folder that cannot be written (disk full, read-only) stops the sweep with an
+    ``InfobenchError``; what was already recorded stays intact because every write is atomic.
+    """
+    try:
+        return _execute(the_plan, jobs, threads, console, executor, scheduler)
+    except OSError as exc:
+        where = exc.filename or the_plan.folder.root
+        raise InfobenchError(f"cannot write results in {the_plan.folder.root}: {exc.strerror or exc} ({where}); "
+                             "runs recorded before this are intact") from None
+
+
+def _execute(the_plan: Plan, jobs: int, threads: int | None, console, executor_name: str, scheduler: str | None) -> Summary:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -238,10 +266,12 @@ def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=N
     from infobench.progress import use_progress
 
     spec, folder = the_plan.spec, the_plan.folder
-    executor = make_executor(jobs)
+    executor = make_executor(jobs, executor_name, scheduler)
     per_run_threads = threads_per_worker(jobs, threads or spec.threads)
     todo = the_plan.todo
     summary = Summary(folder=folder.root, planned=len(the_plan.runs), skipped=len(the_plan.runs) - len(todo))
+    if not todo and _finished_cleanly(folder):
+        return summary  # nothing to run and the figures of the last sweep are complete: write nothing
     started = time.time()
     with folder_lock(folder):
         # runs about to be (re)done lose any rows an earlier, interrupted attempt left behind
@@ -256,11 +286,11 @@ def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=N
         with progress, use_progress(progress if executor.shows_inner_progress else None):
             bar = progress.add_task(f"{spec.name}: runs", total=len(todo))
             items = ((run, str(folder.root), per_run_threads, executor.shows_inner_progress) for run in todo)
-            for run_row, metric_rows in executor.map_unordered(execute_run, items):
-                folder.record(run_row, metric_rows)
-                summary.statuses[run_row["status"]] = summary.statuses.get(run_row["status"], 0) + 1
-                if run_row["status"] != "done" and console is not None:
-                    progress.console.print(f"[yellow]{run_row['variant']} seed {run_row['seed']}: {run_row['status']}: {run_row['error']}")
+            for row, metric_rows in executor.map_unordered(execute_run, items, on_error=lost_run):
+                folder.record(row, metric_rows)
+                summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1
+                if row["status"] != "done" and console is not None:
+                    progress.console.print(f"{row['variant']} seed {row['seed']}: {row['status']}: {row['error']}", style="yellow", markup=False)
                 progress.advance(bar)
         summary.plots = summarize(spec, folder)
         finished = time.time()
@@ -270,6 +300,14 @@ def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=N
             runs={"planned": summary.planned, "skipped": summary.skipped, **summary.statuses},
         ))
     return summary
+
+
+def _finished_cleanly(folder: ResultsFolder) -> bool:
+    """Whether the last sweep on ``folder`` got to its end (its manifest has a finish time)."""
+    try:
+        return "finished" in json.loads((folder.root / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def summarize(spec: Spec, folder: ResultsFolder) -> list[Path]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests_support import TINY
 
 
 @pytest.fixture(autouse=True)
@@ -16,23 +17,12 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return cache
 
 
-TINY_SPEC = {
-    "name": "tiny",
-    "task": "calibration",
-    "seeds": [0, 1],
-    "dataset": {"name": "digits"},
-    "model": {"name": "mlp", "width": 32},
-    "train": {"epochs": 3, "lr": 0.01, "batch_size": 64},
-    "methods": ["uncalibrated", "temperature"],
-}
-
-
 @pytest.fixture
 def tiny_spec() -> dict:
-    """A calibration spec that runs in about a second (4 runs)."""
+    """A calibration spec that runs in about a second (2 seeds x 2 methods = 4 runs)."""
     import copy
 
-    return copy.deepcopy(TINY_SPEC)
+    return {**copy.deepcopy(TINY), "seeds": [0, 1]}
 
 
 @pytest.fixture

@@ -220,3 +220,103 @@ def test_module_does_not_import_torch():
     code = "import sys, infobench.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- calibration variants (issue 5): ACE, classwise ECE, debiased L2, AUROC of correctness ---
+
+
+def test_ace_averages_non_empty_bins_without_weights():
+    # width, 3 bins: bin 0 empty, gaps 0.225 (4 samples) and 0.15 (2 samples) -> (0.225 + 0.15) / 2
+    assert M.ace(PROBS, LABELS, n_bins=3) == pytest.approx(0.1875)
+    # mass, 3 bins: gaps 0.4, 0.05, 0.15
+    assert M.ace(PROBS, LABELS, n_bins=3, binning="mass") == pytest.approx(0.2)
+    # ECE weights the same gaps by bin size, so it differs when bin sizes differ
+    assert M.ece(PROBS, LABELS, n_bins=3) == pytest.approx(0.2)
+
+
+def test_classwise_ece_by_hand():
+    # class 0 column .9 .6 .2 .4 .1 .3, hits s0 s5: bins (0,1/3] |.6-1|, (1/3,2/3] |1.0-0|, (2/3,1] |.9-1|
+    # class 1 column .05 .3 .5 .35 .1 .3, hits s1 s2: |.75-1| + |.85-1|
+    # class 2 column .05 .1 .3 .25 .8 .4, hits s3 s4: |.7-1| + |.4-0| + |.8-1|
+    expected = ((0.4 + 1.0 + 0.1) + (0.25 + 0.15) + (0.3 + 0.4 + 0.2)) / (6 * 3)
+    assert M.classwise_ece(PROBS, LABELS, n_bins=3) == pytest.approx(expected)
+    assert expected == pytest.approx(2.8 / 18)
+
+
+def test_classwise_ece_with_confidence_one_and_a_single_class_present():
+    # 1.0 and 0.0 go to the end bins: class 0 column 1, .5 | class 1 column 0, .5; all labels 0
+    probs = [[1.0, 0.0], [0.5, 0.5]]
+    # class 0: bin (.5-edge) holds .5 with hit 1 -> .5; last bin holds 1.0 with hit 1 -> 0
+    # class 1 (absent): first bin holds 0.0 -> 0; bin of .5 -> .5
+    assert M.classwise_ece(probs, [0, 0], n_bins=2) == pytest.approx((0.5 + 0.5) / (2 * 2))
+    # a perfect one-hot predictor is perfectly calibrated classwise
+    assert M.classwise_ece(np.eye(3), [0, 1, 2]) == 0.0
+
+
+def test_debiased_l2_subtracts_the_sampling_variance():
+    # one bin of 4 samples at confidence .9, half correct: plug-in (0.5 - 0.9)^2 = 0.16,
+    # variance correction 0.5 * 0.5 / 3
+    probs = np.tile([0.9, 0.1], (4, 1))
+    labels = [0, 0, 1, 1]
+    value = M.debiased_l2_ce(probs, labels, n_bins=1)
+    assert value == pytest.approx(np.sqrt(0.16 - 0.25 / 3))
+    assert value < np.sqrt(0.16)
+
+
+def test_debiased_l2_is_clipped_at_zero_and_ignores_singleton_bins():
+    # PROBS in 3 mass bins of 2: 0.16 + (0.0025 - 0.25) + 0.0225 < 0 -> 0
+    assert M.debiased_l2_ce(PROBS, LABELS, n_bins=3) == 0.0
+    # one sample per bin: no bin has two samples, nothing can be estimated
+    assert M.debiased_l2_ce(PROBS, LABELS, n_bins=6) == 0.0
+
+
+def test_auroc_of_correctness_by_hand_with_ties():
+    # correct confidences .9 .8 .5, wrong .6 .4 .4: .5 loses only to .6 -> 8 of 9 pairs
+    assert M.auroc_correctness(PROBS, LABELS) == pytest.approx(8 / 9)
+    # correct .7 .9, wrong .7 .6: the tie .7/.7 counts one half -> 3.5 of 4 pairs
+    probs = [[0.7, 0.3], [0.7, 0.3], [0.6, 0.4], [0.9, 0.1]]
+    assert M.auroc_correctness(probs, [0, 1, 1, 0]) == pytest.approx(0.875)
+
+
+def test_auroc_agrees_with_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    probs = M.softmax(rng.normal(size=(500, 4)) * 2)
+    labels = rng.integers(0, 4, 500)
+    probs = np.round(probs, 2)  # many ties
+    probs /= probs.sum(1, keepdims=True)
+    correct = probs.argmax(1) == labels
+    assert M.auroc_correctness(probs, labels) == pytest.approx(roc_auc_score(correct, probs.max(1)), abs=1e-12)
+
+
+def test_auroc_undefined_when_all_predictions_agree_in_correctness():
+    with pytest.raises(ValueError, match="all of the 3 predictions are correct"):
+        M.auroc_correctness(np.eye(3), [0, 1, 2])
+    with pytest.raises(ValueError, match="none of the 3"):
+        M.auroc_correctness(np.eye(3), [1, 2, 0])
+
+
+def test_calibration_metrics_extend_classification_metrics():
+    logits = np.log(PROBS)
+    out = M.calibration_metrics(logits, LABELS, n_bins=3)
+    assert {k: out[k] for k in M.classification_metrics(logits, LABELS, n_bins=3)} == pytest.approx(
+        M.classification_metrics(logits, LABELS, n_bins=3))
+    assert out["ace"] == pytest.approx(0.1875)
+    assert out["ece_classwise"] == pytest.approx(2.8 / 18)
+    assert out["auroc_correct"] == pytest.approx(8 / 9)
+    assert "auroc_correct" not in M.calibration_metrics(np.log(np.eye(3) * 0.97 + 0.01), [0, 1, 2])
+    for name in ("ace", "ece_classwise", "ce_l2_debiased"):
+        assert M.higher_is_better(name) is False
+    assert M.higher_is_better("auroc_correct") is True
+
+
+def test_new_metrics_refuse_bad_input_with_names():
+    with pytest.raises(ValueError, match="probs must have shape"):
+        M.classwise_ece(np.zeros(3), [0, 0, 0])
+    with pytest.raises(ValueError, match="labels must lie in"):
+        M.ace(PROBS, [0, 1, 2, 3, 0, 0])
+    with pytest.raises(ValueError, match="non-finite"):
+        M.auroc_correctness([[np.nan, 1.0]], [0])
+    with pytest.raises(ValueError, match="n_bins"):
+        M.classwise_ece(PROBS, LABELS, n_bins=0)

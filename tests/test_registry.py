@@ -36,3 +36,21 @@ def test_a_name_cannot_be_taken_twice():
 def test_describe_is_the_first_docstring_line():
     cls = registry.get("calibration.method", "temperature")
     assert registry.describe(cls).startswith("Temperature scaling")
+
+
+def test_lookups_import_only_the_module_that_defines_the_name():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from infobench import registry\n"
+        "assert 'mlp' in registry.names('model')\n"
+        "assert 'infobench.models.mlp' not in sys.modules\n"
+        "registry.get('model', 'linear')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('infobench.models.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "infobench.models.linear" in out.stdout
+    assert "infobench.models.resnet" not in out.stdout and "infobench.models.mlp'" not in out.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from infobench.data.base import DataBundle, Dataset, Split
 from infobench.data.splits import SplitParams, split_stratified
@@ -18,6 +17,8 @@ _MAX_INTENSITY = 16.0
 @lru_cache(maxsize=1)
 def digit_images() -> tuple[np.ndarray, np.ndarray]:
     """All digits: x float32 (1797, 1, 8, 8) in [0, 1], y int64 (1797,); read-only, cached."""
+    from sklearn.datasets import load_digits  # imported here: sklearn takes ~0.7 s to import
+
     raw = load_digits()
     x = (raw.images / _MAX_INTENSITY).astype(np.float32)[:, None, :, :]
     y = raw.target.astype(np.int64)

@@ -57,3 +57,14 @@ class MIEstimator:
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         """I(X; Y) in nats for x of shape (n, dx) and y of shape (n, dy)."""
         raise NotImplementedError
+
+
+def is_discrete(a: np.ndarray) -> bool:
+    """Whether ``a`` holds symbols (an integer or boolean array) rather than real values."""
+    return np.asarray(a).dtype.kind in "biu"
+
+
+def check_k(n: int, k: int) -> None:
+    """A k-nearest-neighbour estimator needs n >= k + 1 samples."""
+    if n < k + 1:
+        raise ValueError(f"need at least k + 1 = {k + 1} samples for k = {k} neighbours, got {n}")

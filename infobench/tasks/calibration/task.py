@@ -1,22 +1,34 @@
-"""Task ``calibration``: train a model, fit a post-hoc calibrator on validation, evaluate on test.
+"""Task ``calibration``: train a model (with a chosen loss), fit a post-hoc calibrator on
+validation, evaluate on test and on every shifted domain.
 
-Every run reports, for the clean test set and each shifted domain of the dataset, the
-calibrated predictions' accuracy, error, NLL, Brier score, ECE (15 equal-width and
-equal-mass bins) and MCE, plus the calibrator's fitted scalars on split ``val``, and draws a
-reliability diagram of the clean test set.
+Every run reports, for the clean test set and each shifted domain of the dataset (split =
+domain), the calibrated predictions' accuracy, error, NLL, Brier score, ECE (equal-width and
+equal-mass bins), MCE, ACE, classwise ECE, the debiased L2 calibration error and the AUROC of
+confidence for correctness (:func:`infobench.metrics.calibration_metrics`), plus the
+calibrator's fitted scalars on split ``val``, and draws a reliability diagram of the clean
+test set.
+
+The base model's training loss comes from the spec's ``loss`` block (default ``ce``; see
+:mod:`infobench.tasks.calibration.losses`): a grid over ``loss.name`` crossed with a list of
+post-hoc methods compares calibration-aware training and post-hoc calibration in one table.
+Calibrators that output probabilities only are evaluated through their floored
+log-probabilities (``Calibrator.calibrated_log_probs``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from infobench.metrics import classification_metrics
+from infobench.metrics import calibration_metrics
 from infobench.registry import register
 from infobench.tasks.base import RunContext, Task
 from infobench.tasks.common import load_data, trained_model
+
+LOSS_KIND = "calibration.loss"
 
 
 class CalibrationScenario(BaseModel):
@@ -25,12 +37,73 @@ class CalibrationScenario(BaseModel):
     shifted: bool = Field(True, description="also evaluate on the dataset's shifted domains (split = domain)")
 
 
+class LossBlock(BaseModel):
+    """The ``loss`` block: which training loss the base model is trained with."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("ce", description="a registered calibration.loss (ce, focal, flsd53, ...)")
+    params: dict[str, Any] = Field(default_factory=dict, description="that loss's parameters")
+
+    @model_validator(mode="after")
+    def _resolve(self) -> LossBlock:
+        from pydantic import ValidationError
+
+        from infobench import registry
+        from infobench.errors import RegistryError
+
+        try:
+            cls = registry.get(LOSS_KIND, self.name)
+        except RegistryError as exc:
+            raise ValueError(str(exc)) from None
+        try:
+            self.params = cls.Params.model_validate(self.params).model_dump(mode="json")
+        except ValidationError as exc:
+            lines = [f"params.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+            raise ValueError(f"loss {self.name!r}: " + "; ".join(lines)) from None
+        return self
+
+
+def base_model(data, cfg: dict[str, Any], seed: int):
+    """The run's base model, trained with its ``loss`` block and cached under that loss.
+
+    The default ``ce`` shares the cache entry of every task training with cross-entropy.
+    """
+    from infobench import registry
+
+    loss_cfg = LossBlock.model_validate(cfg.get("loss", {}))
+    if loss_cfg.name == "ce":
+        return trained_model(data, cfg["dataset"], cfg["model"], cfg["train"], seed)
+    loss_cls = registry.get(LOSS_KIND, loss_cfg.name)
+    loss = loss_cls(loss_cls.Params.model_validate(loss_cfg.params))
+    key = loss_cfg.model_dump(mode="json")
+    if not loss.needs_loop:
+        return trained_model(data, cfg["dataset"], cfg["model"], cfg["train"], seed,
+                             loss_fn=loss.batch_loss, loss_key=key)
+    return _trained_in_own_loop(data, cfg, seed, loss, key)
+
+
+def _trained_in_own_loop(data, cfg: dict[str, Any], seed: int, loss, key: dict[str, Any]):
+    from infobench.cache import cached_model
+    from infobench.models.train import TrainConfig, build_model
+    from infobench.tasks.calibration.losses.base import train_with_loss
+
+    config = TrainConfig.model_validate(cfg["train"])
+    parts = {"dataset": cfg["dataset"], "model": cfg["model"], "train": config.model_dump(mode="json"),
+             "seed": seed, "role": "model", "loss": key}
+    return cached_model(
+        parts,
+        lambda: build_model(cfg["model"], data.input_shape, data.num_classes, seed=seed),
+        lambda model: train_with_loss(model, data, config, seed, loss),
+    )
+
+
 @register("task", "calibration")
 class CalibrationTask(Task):
-    """Post-hoc calibration of a trained classifier, evaluated clean and under shift."""
+    """Post-hoc calibration and calibration-aware training, evaluated clean and under shift."""
 
     method_kind = "calibration.method"
     Scenario = CalibrationScenario
+    blocks = {"loss": LossBlock}
     summary_metrics = ("accuracy", "nll", "ece", "brier")
 
     def run(self, run, ctx: RunContext) -> None:
@@ -40,7 +113,7 @@ class CalibrationTask(Task):
         cfg = run.config
         scenario = CalibrationScenario.model_validate(cfg["scenario"])
         data = load_data(cfg["dataset"], run.seed)
-        model = trained_model(data, cfg["dataset"], cfg["model"], cfg["train"], run.seed)
+        model = base_model(data, cfg, run.seed)
 
         method_cls = registry.get(self.method_kind, run.method)
         calibrator = method_cls(method_cls.Params.model_validate(run.params))
@@ -56,10 +129,10 @@ class CalibrationTask(Task):
         for split_name, split in splits.items():
             logits = predict_logits(model, split.x)
             ctx.check_finite(logits, f"logits on {split_name}")
-            calibrated = calibrator.calibrated_logits(logits)
-            ctx.metrics(classification_metrics(calibrated, split.y, n_bins=scenario.n_bins), split=split_name)
+            log_probs = calibrator.calibrated_log_probs(logits)
+            ctx.metrics(calibration_metrics(log_probs, split.y, n_bins=scenario.n_bins), split=split_name)
             if split_name == "test":
-                self._reliability_plot(ctx, calibrator.transform(logits), split.y, scenario.n_bins)
+                self._reliability_plot(ctx, np.exp(log_probs), split.y, scenario.n_bins)
 
     @staticmethod
     def _reliability_plot(ctx: RunContext, probs: np.ndarray, labels: np.ndarray, n_bins: int) -> None:

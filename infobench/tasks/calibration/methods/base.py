@@ -18,7 +18,9 @@ class Calibrator:
     """Base class. ``transform`` returns probabilities of shape (n, C).
 
     Calibrators that act on logits override ``calibrated_logits``; the task then computes the
-    NLL from those logits rather than from rounded probabilities.
+    NLL from those logits rather than from rounded probabilities. Calibrators that only
+    produce probabilities (binning, isotonic) derive from :class:`ProbabilityCalibrator`.
+    The task evaluates ``calibrated_log_probs``, which serves both kinds.
     """
 
     Params: ClassVar[type[BaseModel]] = NoParams
@@ -36,6 +38,12 @@ class Calibrator:
     def transform(self, logits: np.ndarray) -> np.ndarray:
         return softmax(self.calibrated_logits(logits))
 
+    def calibrated_log_probs(self, logits: np.ndarray) -> np.ndarray:
+        """Log-probabilities of the calibrated distribution, shape (n, C), float64."""
+        z = np.asarray(self.calibrated_logits(logits), dtype=np.float64)
+        top = z.max(axis=1, keepdims=True)
+        return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+
     def fitted(self) -> dict[str, float]:
         """Scalar fitted parameters worth reporting (e.g. the temperature)."""
         return {}
@@ -52,3 +60,28 @@ def check_logits(logits: np.ndarray, labels: np.ndarray | None = None) -> None:
             raise ValueError(f"labels must have shape ({logits.shape[0]},), got {labels.shape}")
         if labels.min() < 0 or labels.max() >= logits.shape[1]:
             raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got [{labels.min()}, {labels.max()}]")
+
+
+class ProbabilityCalibrator(Calibrator):
+    """A calibrator whose output is probabilities only (no logits exist for it).
+
+    Subclasses implement ``transform``. Such maps can give a class probability of exactly 0,
+    whose log-likelihood is -inf; ``calibrated_log_probs`` floors every probability at
+    ``params.min_prob`` and renormalises before taking the log, so the NLL stays finite and
+    is the NLL of the distribution actually evaluated (Brier and ECE use the same floored
+    probabilities).
+    """
+
+    def calibrated_logits(self, logits: np.ndarray) -> np.ndarray:
+        return self.calibrated_log_probs(logits)
+
+    def calibrated_log_probs(self, logits: np.ndarray) -> np.ndarray:
+        probs = np.maximum(np.asarray(self.transform(logits), dtype=np.float64), self.params.min_prob)
+        return np.log(probs / probs.sum(axis=1, keepdims=True))
+
+
+def renormalise(scores: np.ndarray) -> np.ndarray:
+    """Rows of non-negative one-vs-rest ``scores`` (n, C) divided by their sum; all-zero rows become uniform."""
+    total = scores.sum(axis=1, keepdims=True)
+    uniform = np.full_like(scores, 1.0 / scores.shape[1])
+    return np.divide(scores, total, out=uniform, where=total > 0)

@@ -1,0 +1,25 @@
+"""Dirichlet calibration with ODIR (Kull et al., "Beyond temperature scaling: Obtaining
+well-calibrated multiclass probabilities with Dirichlet calibration", NeurIPS 2019, Eq. 3-4).
+
+``q = softmax(W ln p + b)`` where ``p = softmax(z)`` is the model's own probability vector:
+the maximum-likelihood fit of a Dirichlet-distributed class-conditional model of p. W is a
+full C x C matrix regularised with ODIR, exactly as in :mod:`.matrix`:
+
+    mean_i NLL_i + lambda / (C (C - 1)) sum_{j != k} W_jk^2 + mu / C sum_k b_k^2.
+
+Documented choice: lambda = mu = 0.01 by default (the paper cross-validates them).
+"""
+
+from __future__ import annotations
+
+from infobench.registry import register
+from infobench.tasks.calibration.methods.affine import AffineCalibrator
+from infobench.tasks.calibration.methods.matrix import ODIRParams
+
+
+@register("calibration.method", "dirichlet")
+class DirichletCalibration(AffineCalibrator):
+    """Dirichlet calibration: a linear map of log-probabilities with ODIR (Kull et al. 2019)."""
+
+    Params = ODIRParams
+    on_log_probs = True

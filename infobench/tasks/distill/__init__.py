@@ -1,0 +1,1 @@
+"""Task ``distill``: knowledge distillation from a cached teacher to a small student."""

@@ -1,0 +1,1 @@
+"""Distillation losses, one per file, registered under ``distill.loss``."""

@@ -1,0 +1,275 @@
+"""Pieces shared by TTA methods: entropy, BatchNorm configuration, state snapshots, optimizers,
+and the entropy-minimisation base class that tent, eta, eata, sar and woc build on.
+
+Signatures here are a contract for every method file; add to them, do not change them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from infobench.errors import InfobenchError
+from infobench.models.base import Classifier
+from infobench.tasks.tta.methods.base import SourceInfo, TTAMethod
+
+
+def entropy(logits: Tensor) -> Tensor:
+    """Shannon entropy in nats of ``softmax(logits)`` per row: (n, C) -> (n,).
+
+    Computed from ``log_softmax`` so a confident row gives 0, never NaN.
+    """
+    log_p = logits.log_softmax(1)
+    return -(log_p.exp() * log_p).sum(1)
+
+
+def bn_modules(model: nn.Module) -> list[_BatchNorm]:
+    """Every BatchNorm layer (1-D, 2-D, 3-D) of ``model``, in module order."""
+    return [m for m in model.modules() if isinstance(m, _BatchNorm)]
+
+
+def require_bn(model: nn.Module, method: str) -> list[_BatchNorm]:
+    """The BatchNorm layers of ``model``; an ``InfobenchError`` naming ``method`` if there are none."""
+    layers = bn_modules(model)
+    if not layers:
+        raise InfobenchError(
+            f"TTA method {method!r} adapts BatchNorm layers, but model {type(model).__name__} has none "
+            "(use a model with batchnorm: true, e.g. cnn2d or cnn1d)"
+        )
+    return layers
+
+
+def use_batch_stats(model: nn.Module, method: str = "tent") -> list[nn.Parameter]:
+    """Tent's configuration (Wang et al. 2021, Sec. 3): BN normalises with the test batch's statistics.
+
+    The model goes to eval mode, except its BN layers, which go to training mode with
+    ``track_running_stats = False`` and their running buffers dropped, so each batch is
+    normalised by its own mean and (biased) variance. Only the BN affine parameters (scale
+    gamma, shift beta) require gradients; they are returned. Raises when the model has no BN.
+    """
+    layers = require_bn(model, method)
+    model.eval()
+    model.requires_grad_(False)
+    params: list[nn.Parameter] = []
+    for bn in layers:
+        bn.train()
+        bn.track_running_stats = False
+        bn.running_mean = None
+        bn.running_var = None
+        if bn.affine:
+            bn.weight.requires_grad_(True)
+            bn.bias.requires_grad_(True)
+            params += [bn.weight, bn.bias]
+    return params
+
+
+class MixedBatchNorm(nn.Module):
+    """A BN layer normalising with ``w * test-batch stats + (1 - w) * source (running) stats``.
+
+    ``w`` is ``test_weight`` when given, else ``n / (n + prior)`` for a batch of ``n`` samples
+    (Schneider et al. 2020, Eq. 4, with prior strength ``N = prior``). Means and variances are
+    mixed separately; the test variance is the biased one (what training-mode BN uses), so
+    ``w = 1`` is exactly test-batch normalisation and ``w = 0`` the source model.
+    """
+
+    def __init__(self, bn: _BatchNorm, test_weight: float | None = None, prior: float | None = None):
+        super().__init__()
+        if (test_weight is None) == (prior is None):
+            raise ValueError("give exactly one of test_weight and prior")
+        if bn.running_mean is None or bn.running_var is None:
+            raise ValueError("MixedBatchNorm needs a BN layer with source running statistics")
+        self.bn = bn
+        self.test_weight = test_weight
+        self.prior = prior
+
+    def weight_for(self, n: int) -> float:
+        """The weight of the test-batch statistics for a batch of ``n`` samples."""
+        if self.test_weight is not None:
+            return self.test_weight
+        return n / (n + self.prior)
+
+    def forward(self, x: Tensor) -> Tensor:
+        bn = self.bn
+        w = self.weight_for(x.shape[0])
+        if w == 1.0:
+            return F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+        dims = [0, *range(2, x.dim())]
+        var_t, mean_t = torch.var_mean(x, dim=dims, unbiased=False)
+        mean = w * mean_t + (1.0 - w) * bn.running_mean
+        var = w * var_t + (1.0 - w) * bn.running_var
+        return F.batch_norm(x, mean, var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
+def use_mixed_stats(
+    model: nn.Module, method: str, test_weight: float | None = None, prior: float | None = None
+) -> list[MixedBatchNorm]:
+    """Replace every BN layer of ``model`` (in place) by a :class:`MixedBatchNorm` around it.
+
+    The model goes to eval mode and nothing requires gradients; returns the new layers.
+    """
+    require_bn(model, method)
+    model.eval()
+    model.requires_grad_(False)
+    replaced: list[MixedBatchNorm] = []
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, _BatchNorm):
+                mixed = MixedBatchNorm(child, test_weight=test_weight, prior=prior)
+                setattr(parent, name, mixed)
+                replaced.append(mixed)
+    return replaced
+
+
+class OptimizerParams(BaseModel):
+    """Optimizer fields shared by gradient-based TTA methods (defaults: Tent's Adam, lr 1e-3)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Adam (beta 0.9, 0.999) or SGD with momentum")
+    lr: float = Field(1e-3, gt=0, description="learning rate of the adaptation step")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by Adam)")
+    steps: int = Field(1, ge=1, description="gradient steps per test batch")
+    episodic: bool = Field(False, description="reset to the source state before every batch")
+
+
+def make_optimizer(params: list[nn.Parameter], p: OptimizerParams) -> torch.optim.Optimizer:
+    """Adam or SGD over ``params`` as ``p`` says."""
+    if not params:
+        raise InfobenchError("the TTA method found no parameters to adapt")
+    if p.optimizer == "adam":
+        return torch.optim.Adam(params, lr=p.lr, betas=(0.9, 0.999))
+    return torch.optim.SGD(params, lr=p.lr, momentum=p.momentum)
+
+
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+    """Deep copies of the model's (and optimizer's) state, for :func:`restore`."""
+    return {
+        "model": copy.deepcopy(model.state_dict()),
+        "optimizer": None if optimizer is None else copy.deepcopy(optimizer.state_dict()),
+    }
+
+
+def restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Load a :func:`snapshot` back into ``model`` (and ``optimizer``)."""
+    model.load_state_dict(state["model"])
+    if optimizer is not None and state["optimizer"] is not None:
+        optimizer.load_state_dict(state["optimizer"])
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with no parameter requiring gradients (its mode is kept)."""
+    clone = copy.deepcopy(model)
+    clone.requires_grad_(False)
+    return clone
+
+
+def woc_mask(original_logits: Tensor, adapted_logits: Tensor) -> Tensor:
+    """The wisdom-of-crowds selection (Lee et al., ICCV 2023, Sec. 4): (n,) booleans.
+
+    With ``y_o = argmax p_original``, a sample is kept when ``p_adapted(y_o) >= p_original(y_o)``:
+    the adapted model's confidence in the original model's prediction did not fall.
+    """
+    p_orig = original_logits.softmax(1)
+    y_orig = p_orig.argmax(1, keepdim=True)
+    p_now = adapted_logits.detach().softmax(1)
+    return p_now.gather(1, y_orig)[:, 0] >= p_orig.gather(1, y_orig)[:, 0]
+
+
+class EntropyParams(OptimizerParams):
+    """Fields of entropy-minimisation methods: the optimizer, plus the optional WOC filter."""
+
+    woc: bool = Field(
+        False,
+        description="also apply the wisdom-of-crowds filter (Lee et al. 2023): keep a sample only if the "
+        "adapted model's probability of the original model's class did not fall",
+    )
+
+
+class EntropyMinimization(TTAMethod):
+    """Base of methods minimising a (filtered, weighted) prediction entropy on BN affine parameters.
+
+    One step on a batch ``x``: logits = model(x) (BN with test-batch statistics); per-sample
+    entropies H; weights ``w = self.sample_weights(logits, H, x)`` (0 drops a sample); with
+    ``woc`` the weights of samples failing :func:`woc_mask` become 0; the loss is
+    ``mean over kept samples of w * H`` plus ``self.regulariser()``. No sample kept -> no
+    update (and no NaN). The logits returned are those of the first forward pass, i.e. the
+    prediction made before this batch changes the model. ``batch_stats["kept"]`` is the kept
+    fraction of the batch.
+
+    Subclasses override :meth:`sample_weights` (filters and weights), :meth:`regulariser`
+    (extra loss terms) and :meth:`reset_extra` (state beyond the model and optimizer).
+    """
+
+    Params = EntropyParams
+    updates = "bn_affine"
+
+    def setup(self, model: Classifier, source: SourceInfo) -> None:
+        self.model = model
+        self.num_classes = source.num_classes
+        self.adapted = use_batch_stats(model, self._name())
+        self.optimizer = make_optimizer(self.adapted, self.params)
+        self.original = frozen_copy(model) if self.params.woc else None
+        self._initial = snapshot(model, self.optimizer)
+        self.reset_extra()
+
+    def _name(self) -> str:
+        return type(self).__name__.lower()
+
+    def sample_weights(self, logits: Tensor, ent: Tensor, x: Tensor) -> Tensor:
+        """Per-sample weights (n,) >= 0 of the entropy loss; 0 removes a sample. Base: all ones."""
+        return torch.ones_like(ent)
+
+    def regulariser(self) -> Tensor | None:
+        """An extra loss term added to the entropy loss (EATA's Fisher penalty); None: nothing."""
+        return None
+
+    def reset_extra(self) -> None:
+        """Reset state kept beside the model and optimizer (moving averages)."""
+
+    def selection(self, logits: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Entropies (n,) and detached weights (n,) after the method's filters and WOC."""
+        ent = entropy(logits)
+        weights = self.sample_weights(logits, ent, x).detach()
+        if self.original is not None:
+            with torch.no_grad():
+                keep = woc_mask(self.original(x), logits)
+            weights = weights * keep
+        return ent, weights
+
+    def loss(self, logits: Tensor, x: Tensor) -> Tensor | None:
+        """The loss of one step, or None when no sample is kept; sets ``batch_stats``."""
+        ent, weights = self.selection(logits, x)
+        kept = weights > 0
+        n_kept = int(kept.sum())
+        self.batch_stats = {"kept": n_kept / max(len(ent), 1)}
+        if n_kept == 0:
+            return None
+        loss = (ent[kept] * weights[kept]).mean()
+        extra = self.regulariser()
+        return loss if extra is None else loss + extra
+
+    def adapt_and_predict(self, x: Tensor) -> Tensor:
+        if self.params.episodic:
+            self.reset()
+        first: Tensor | None = None
+        for _ in range(self.params.steps):
+            logits = self.model(x)
+            if first is None:
+                first = logits.detach()
+            loss = self.loss(logits, x)
+            if loss is None:
+                continue
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return first
+
+    def reset(self) -> None:
+        restore(self._initial, self.model, self.optimizer)
+        self.reset_extra()

@@ -1,0 +1,26 @@
+"""Tent: entropy minimisation on BN affine parameters, BN with test-batch statistics."""
+
+from __future__ import annotations
+
+from infobench.registry import register
+from infobench.tasks.tta.common import EntropyMinimization, EntropyParams
+
+
+@register("tta.method", "tent")
+class Tent(EntropyMinimization):
+    """Entropy minimisation of the predictions on BN affine parameters (Adam, lr 1e-3).
+
+    Wang, Shelhamer, Liu, Olshausen, Darrell, "Tent: Fully Test-Time Adaptation by Entropy
+    Minimization", ICLR 2021, Eq. 2 and Sec. 3:
+
+        L(x) = mean_i H(y_i),  H(y) = - sum_c p(y_c) log p(y_c),
+
+    minimised over the BN scale and shift (gamma, beta) only, with BN normalising by the test
+    batch's statistics; one Adam step (lr 1e-3, betas 0.9/0.999, the paper's CIFAR setting)
+    per batch, online, with the prediction made from the same forward pass before the step.
+    With ``woc: true`` the wisdom-of-crowds filter is applied (the ``tent+woc`` of Lee et al.
+    2023). Documented choice: with ``steps > 1`` the returned prediction is the first forward
+    pass's (before any update on the batch), where the reference code returns the last.
+    """
+
+    Params = EntropyParams

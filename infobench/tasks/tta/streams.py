@@ -1,0 +1,209 @@
+"""Test streams: the order in which shifted, unlabeled test samples reach a TTA method.
+
+A :class:`Stream` is one array of samples in arrival order, cut into segments (a segment is
+one domain visit; batches never straddle segments, and ``reset: per_domain`` resets at every
+segment start). Labels stay with the stream for scoring only; outliers carry label -1.
+
+Orders (``scenario.order``):
+
+- ``single``: one domain (``scenario.domain``, default the dataset's first).
+- ``continual``: every domain in the dataset's order, one after another (Wang et al. 2022, CoTTA).
+- ``gradual``: per corruption, severity 1->2->3->4->5->4->3->2->1, corruptions in order
+  (Marsden et al. 2024, RMT, "gradual" setting); needs severities 1-5 of each corruption.
+- ``mixed``: all domains pooled and shuffled together (one segment).
+- ``dirichlet``: continual, but within each domain samples arrive label-correlated: each
+  class's samples are spread over time slots by proportions drawn from Dir(delta), the
+  slots concatenated in time order and shuffled within a slot (Gong et al., NOTE, NeurIPS
+  2022, Sec. 4; Yuan et al., RoTTA, CVPR 2023). Documented choice: one slot per test batch.
+- ``open_set``: continual, with outliers mixed into every domain so that they make up
+  ``outlier_ratio`` of it: uniform noise images (within the source data's value range)
+  and/or samples of held-out classes the source model never saw in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from infobench.data.base import DataBundle, Split
+from infobench.errors import InfobenchError
+
+
+@dataclass
+class Segment:
+    """One visit of a domain: stream rows ``[start, stop)``."""
+
+    name: str
+    start: int
+    stop: int
+
+
+@dataclass
+class Stream:
+    """Samples in arrival order. ``y`` is -1 for outliers; ``domain[i]`` indexes ``domain_names``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    domain: np.ndarray
+    domain_names: list[str]
+    segments: list[Segment] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def batches(self, batch_size: int) -> list[tuple[int, int, bool]]:
+        """``(start, stop, starts_segment)`` of each batch; batches never cross a segment border."""
+        out = []
+        for seg in self.segments:
+            for start in range(seg.start, seg.stop, batch_size):
+                out.append((start, min(start + batch_size, seg.stop), start == seg.start))
+        return out
+
+    @property
+    def outlier(self) -> np.ndarray:
+        return self.y < 0
+
+
+def severity_of(domain: str) -> int | None:
+    """The severity of a ``"<shift>@<severity>"`` key when it is an integer, else None."""
+    _, _, level = domain.rpartition("@")
+    return int(level) if level.isdigit() else None
+
+
+def shift_of(domain: str) -> str:
+    """The shift name of a ``"<shift>@<severity>"`` key."""
+    return domain.rpartition("@")[0] or domain
+
+
+def dirichlet_order(y: np.ndarray, delta: float, n_slots: int, rng: np.random.Generator) -> np.ndarray:
+    """A label-correlated permutation of ``y`` (n,): class c's samples go to ``n_slots`` time
+    slots by proportions ~ Dir(delta * 1); slots are visited in order, shuffled inside.
+
+    Small ``delta`` concentrates each class in few slots (a batch sees few classes); large
+    ``delta`` approaches an i.i.d. shuffle.
+    """
+    slot_of = np.empty(len(y), dtype=np.int64)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        idx = idx[rng.permutation(len(idx))]
+        props = rng.dirichlet(np.full(n_slots, delta))
+        cuts = (np.cumsum(props)[:-1] * len(idx)).astype(np.int64)
+        for slot, part in enumerate(np.split(idx, cuts)):
+            slot_of[part] = slot
+    jitter = rng.random(len(y))
+    return np.lexsort((jitter, slot_of))
+
+
+def _subsample(split: Split, limit: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    if limit is None or limit >= len(split):
+        return split.x, split.y
+    keep = np.sort(rng.choice(len(split), size=limit, replace=False))
+    return split.x[keep], split.y[keep]
+
+
+def _visits(data: DataBundle, order: str, domain: str | None) -> list[str]:
+    names = list(data.domains)
+    if not names:
+        raise InfobenchError(f"dataset {data.name!r} has no shifted domains to adapt on")
+    if order == "single":
+        chosen = domain if domain is not None else names[0]
+        if chosen not in data.domains:
+            raise InfobenchError(f"scenario.domain: {chosen!r} is not a domain of {data.name!r}; domains: {', '.join(names)}")
+        return [chosen]
+    if domain is not None:
+        raise InfobenchError(f"scenario.domain is only used with order: single, not {order!r}")
+    if order != "gradual":
+        return names
+    visits = []
+    for shift in dict.fromkeys(shift_of(n) for n in names):
+        missing = [lvl for lvl in range(1, 6) if f"{shift}@{lvl}" not in data.domains]
+        if missing:
+            raise InfobenchError(
+                f"order: gradual needs severities 1-5 of every shift; {shift!r} lacks {missing} "
+                "(set dataset.severity: [1, 2, 3, 4, 5])"
+            )
+        visits += [f"{shift}@{lvl}" for lvl in (1, 2, 3, 4, 5, 4, 3, 2, 1)]
+    return visits
+
+
+def build_stream(
+    data: DataBundle,
+    order: str,
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    domain: str | None = None,
+    shuffle: bool = True,
+    max_per_domain: int | None = None,
+    delta: float = 0.1,
+    outlier_ratio: float = 0.0,
+    noise_outliers: bool = False,
+    held_out_classes: tuple[int, ...] = (),
+) -> Stream:
+    """The stream of ``order`` over ``data.domains``; see the module docstring for each order.
+
+    Samples of ``held_out_classes`` become outliers (label -1) when ``order == "open_set"``;
+    ``noise_outliers`` adds uniform-noise images. ``outlier_ratio`` is the fraction of each
+    open-set domain made of outliers.
+    """
+    visits = _visits(data, order, domain)
+    names = list(dict.fromkeys(visits))
+    index = {n: i for i, n in enumerate(names)}
+    lo, hi = float(data.train.x.min()), float(data.train.x.max())
+    xs, ys, ds, segments = [], [], [], []
+    pos = 0
+    for name in visits:
+        x, y = _subsample(data.domains[name], max_per_domain, rng)
+        if order == "open_set":
+            x, y = _with_outliers(x, y, outlier_ratio, noise_outliers, held_out_classes, (lo, hi), rng)
+        if order == "dirichlet":
+            perm = dirichlet_order(y, delta, max(1, -(-len(y) // batch_size)), rng)
+        elif shuffle or order == "open_set":
+            perm = rng.permutation(len(y))
+        else:
+            perm = np.arange(len(y))
+        xs.append(x[perm])
+        ys.append(y[perm])
+        ds.append(np.full(len(y), index[name], dtype=np.int64))
+        segments.append(Segment(name, pos, pos + len(y)))
+        pos += len(y)
+    stream = Stream(np.concatenate(xs).astype(np.float32, copy=False), np.concatenate(ys).astype(np.int64),
+                    np.concatenate(ds), names, segments)
+    if order == "mixed":
+        perm = rng.permutation(len(stream))
+        stream = Stream(stream.x[perm], stream.y[perm], stream.domain[perm], names, [Segment("mixed", 0, len(perm))])
+    return stream
+
+
+def _with_outliers(
+    x: np.ndarray,
+    y: np.ndarray,
+    ratio: float,
+    noise: bool,
+    held_out: tuple[int, ...],
+    value_range: tuple[float, float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relabel held-out classes as outliers (-1), then add noise images up to ``ratio`` of the total.
+
+    With held-out classes and no noise, the held-out samples are subsampled (or all kept) to
+    reach ``ratio``; with noise, noise images fill the rest of the outlier budget.
+    """
+    y = y.copy()
+    is_out = np.isin(y, held_out)
+    y[is_out] = -1
+    inliers = int((~is_out).sum())
+    wanted = int(round(ratio / (1.0 - ratio) * inliers))
+    out_idx = np.flatnonzero(is_out)
+    if len(out_idx) > wanted or not noise:
+        out_idx = rng.choice(out_idx, size=min(wanted, len(out_idx)), replace=False)
+    keep = np.sort(np.concatenate([np.flatnonzero(~is_out), out_idx]))
+    x, y = x[keep], y[keep]
+    n_noise = wanted - len(out_idx) if noise else 0
+    if n_noise > 0:
+        lo, hi = value_range
+        fake = rng.uniform(lo, hi, size=(n_noise, *x.shape[1:])).astype(np.float32)
+        x = np.concatenate([x, fake])
+        y = np.concatenate([y, np.full(n_noise, -1, dtype=np.int64)])
+    return x, y
