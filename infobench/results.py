@@ -189,7 +189,7 @@ def load_runs(dirs: Sequence[str | Path]):
     for d in dirs:
         d = Path(d)
         _check_folder(d)
-        df = pd.read_csv(d / RUNS_FILE, dtype={"run_id": str, "error": str, "variant": str})
+        df = _read_table(d / RUNS_FILE, RUN_COLUMNS, {"run_id": str, "error": str, "variant": str})
         df.insert(0, "source", d.name)
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=("source", *RUN_COLUMNS))
@@ -207,10 +207,10 @@ def load_metrics(dirs: Sequence[str | Path], only_done: bool = True):
     for d in dirs:
         d = Path(d)
         _check_folder(d)
-        runs = pd.read_csv(d / RUNS_FILE, dtype={"run_id": str})
+        runs = _read_table(d / RUNS_FILE, RUN_COLUMNS, {"run_id": str})
         if not (d / METRICS_FILE).exists():
             continue
-        df = pd.read_csv(d / METRICS_FILE, dtype={"run_id": str, "variant": str, "split": str, "metric": str})
+        df = _read_table(d / METRICS_FILE, METRIC_COLUMNS, {"run_id": str, "variant": str, "split": str, "metric": str})
         if only_done:
             df = df[df["run_id"].isin(runs.loc[runs["status"] == "done", "run_id"])]
         df["step"] = df["step"].astype("Int64")
@@ -221,16 +221,27 @@ def load_metrics(dirs: Sequence[str | Path], only_done: bool = True):
     return pd.concat(frames, ignore_index=True)
 
 
+def _read_table(path: Path, columns: Sequence[str], dtype: dict):
+    """One of the two tables as a DataFrame; a torn, foreign or unreadable file is a clear error."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=dtype)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise InfobenchError(f"{path}: not a readable infobench table ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InfobenchError(f"{path}: missing columns {missing}; written by another version of infobench?")
+    if path.name == METRICS_FILE and not pd.api.types.is_numeric_dtype(df["value"]):
+        raise InfobenchError(f"{path}: the value column holds non-numbers; the file was edited or damaged")
+    return df
+
+
 def _check_folder(d: Path) -> None:
     if not d.exists():
         raise InfobenchError(f"{d}: no such results folder")
     if not is_results_folder(d):
         raise InfobenchError(f"{d}: not an infobench results folder (no {RUNS_FILE})")
-    with open(d / RUNS_FILE, encoding="utf-8") as f:
-        header = f.readline().strip().split(",")
-    missing = [c for c in RUN_COLUMNS if c not in header]
-    if missing:
-        raise InfobenchError(f"{d / RUNS_FILE}: missing columns {missing}; written by another version of infobench?")
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -46,7 +46,9 @@ def test_a_killed_dask_worker_loses_no_run(tmp_path, tiny_spec):
     assert not metrics.duplicated(["run_id", "split", "metric"]).any()
 
 
-def test_a_full_disk_stops_with_a_clear_error_and_keeps_what_was_written(tmp_path, tiny_spec, monkeypatch):
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_full_disk_or_read_only_folder_stops_with_a_clear_error_and_keeps_what_was_written(tmp_path, tiny_spec, monkeypatch, code):
+    # as root, chmod cannot make a folder read-only, so the failing write is injected
     spec = validate(tiny_spec)
     real_append = results_module.atomic_append_rows
     calls = {"n": 0}
@@ -54,11 +56,11 @@ def test_a_full_disk_stops_with_a_clear_error_and_keeps_what_was_written(tmp_pat
     def append_until_full(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] > 1:
-            raise OSError(errno.ENOSPC, "No space left on device", str(args[0]))
+            raise OSError(code, os.strerror(code), str(args[0]))
         return real_append(*args, **kwargs)
 
     monkeypatch.setattr(results_module, "atomic_append_rows", append_until_full)
-    with pytest.raises(InfobenchError, match="No space left on device"):
+    with pytest.raises(InfobenchError, match=os.strerror(code)):
         execute(plan(spec, tmp_path))
     folder = tmp_path / "tiny"
     assert [r["status"] for r in read_rows(folder / "runs.csv")] == ["done"]
@@ -84,3 +86,12 @@ def test_unknown_executor_and_stray_scheduler_are_refused(tmp_path, tiny_spec):
         execute(the_plan, scheduler="tcp://127.0.0.1:1")
     with pytest.raises(InfobenchError, match="unknown executor"):
         execute(the_plan, executor="spark")
+
+
+@pytest.mark.parametrize("name", ["../escape", "/etc", "a/b", "..", "."])
+def test_experiment_names_cannot_leave_the_results_root(tiny_spec, name):
+    from infobench.errors import SpecError
+
+    tiny_spec["name"] = name
+    with pytest.raises(SpecError, match="must use only a-z"):
+        validate(tiny_spec)

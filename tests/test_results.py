@@ -91,3 +91,15 @@ def test_non_results_folders_get_clear_errors(tmp_path):
     (old / "runs.csv").write_text("id,result\n1,2\n")
     with pytest.raises(InfobenchError, match="missing columns"):
         load_runs([old])
+
+
+def test_torn_or_edited_tables_get_clear_errors(tmp_path):
+    folder = ResultsFolder(tmp_path / "x")
+    folder.record(run_row("a"), [metric_row("a", 0.5)])
+    with open(folder.metrics_path, "a") as f:
+        f.write('a,b\n"unterminated\n')
+    with pytest.raises(InfobenchError, match="not a readable infobench table"):
+        load_metrics([folder.root])
+    folder.metrics_path.write_text("x,y\n1,2\n")
+    with pytest.raises(InfobenchError, match="missing columns"):
+        load_metrics([folder.root])
