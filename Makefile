@@ -22,7 +22,7 @@ run: setup
 	$(VENV)/bin/infobench run experiments/quickstart.yaml
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider
 
 bench: setup
 	$(PY) benchmarks/run_all.py
