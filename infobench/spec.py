@@ -386,6 +386,13 @@ def _named_combos(block: Any, prefix: str, kind: str, problems: list[str]) -> li
             for values, choices in _validated_combos(cls.Params, raw, prefix, problems)]
 
 
+def _named_list_combos(block: Any, kind: str, problems: list[str]) -> list[tuple[dict, dict]]:
+    """A named block, or a list of them (several datasets or models: one setting each)."""
+    if isinstance(block, list) and block:
+        return [c for i, item in enumerate(block) for c in _named_combos(item, f"{kind}[{i}]", kind, problems)]
+    return _named_combos(block, kind, kind, problems)
+
+
 def _label(block: str, choices: dict[str, Any]) -> str:
     return ",".join(f"{block}.{k}={_format_value(v)}" for k, v in choices.items())
 
@@ -441,14 +448,10 @@ def validate(raw: Any, source: str = "<spec>") -> Spec:
 
     # each block: a list of (resolved values, grid choices), one entry per grid combination
     block_combos: dict[str, list[tuple[dict, dict]]] = {
-        "dataset": _named_combos(raw.get("dataset"), "dataset", "dataset", problems),
+        "dataset": _named_list_combos(raw.get("dataset"), "dataset", problems),
     }
     if task_cls is None or task_cls.uses_model:
-        models = raw.get("model")
-        if isinstance(models, list) and models:  # several models: one setting per model
-            block_combos["model"] = [c for i, m in enumerate(models) for c in _named_combos(m, f"model[{i}]", "model", problems)]
-        else:
-            block_combos["model"] = _named_combos(models, "model", "model", problems)
+        block_combos["model"] = _named_list_combos(raw.get("model"), "model", problems)
     elif "model" in raw:
         problems.append(f"model: task {task_name!r} trains no model of its own; remove this block")
 

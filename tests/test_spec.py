@@ -123,3 +123,12 @@ def test_seeds_and_methods_shapes_are_checked(tiny_spec):
 
 def test_parse_yaml_keeps_numbers_typed():
     assert parse_yaml("lr: 1.0e-3\nn: 3", "s") == {"lr": 0.001, "n": 3}
+
+
+def test_a_list_of_datasets_makes_one_setting_each(tiny_spec):
+    tiny_spec["dataset"] = [{"name": "digits"}, {"name": "digits-c", "corruptions": ["contrast"]}]
+    spec = validate(tiny_spec)
+    assert {r.dataset for r in spec.runs()} == {"digits", "digits-c"}
+    assert len(spec.runs()) == 2 * 2 * 2
+    tiny_spec["dataset"] = [{"name": "digits"}, {"name": "digitz"}]
+    assert any(p.startswith("dataset[1].name: unknown dataset 'digitz'") for p in problems_of(tiny_spec))
