@@ -80,7 +80,7 @@ def cache_key(**parts: Any) -> str:
 
 
 @contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block.
 
     The lock file is never deleted: removing it while another process waits on the old
@@ -149,7 +149,7 @@ def cached_model(
     role = key_parts.get("role", "model")
     folder = models_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(folder / f"{key}.lock"):
+    with exclusive_lock(folder / f"{key}.lock"):
         model = _load(key, folder, build)
         if model is not None:
             log.info("cache hit %s (%s)", key, role)

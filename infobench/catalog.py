@@ -50,6 +50,8 @@ def tables(kind: str | None, task: str | None) -> list[Table]:
             for t in task_names:
                 task_cls = registry.get("task", t)
                 out.append(_plugin_table(f"methods of task {t}", task_cls.method_kind))
+                for label, extra_kind in task_cls.extra_kinds.items():
+                    out.append(_plugin_table(f"{label} of task {t}", extra_kind))
         else:
             out.append(_plugin_table(k, KIND_ALIASES[k]))
     return out

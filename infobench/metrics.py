@@ -9,6 +9,15 @@ Calibration follows Guo et al. 2017, "On Calibration of Modern Neural Networks" 
 confidence ``max_k p_k``, prediction ``argmax_k p_k``, ECE Eq. 3, MCE Eq. 5). Binning lives in
 :func:`reliability_bins` alone, so :func:`ece`, :func:`mce` and the reliability diagram in
 :mod:`infobench.plots` cannot disagree.
+
+Binning convention (libraries disagree; this one is used everywhere here): equal-width bins are
+right-closed, ``(lo, hi]``, the first bin also holds 0, and a confidence of exactly 1.0 falls in
+the last bin, as in Guo et al.'s code (``conf > lo and conf <= hi``). torchmetrics 1.9 bins
+left-closed, ``[lo, hi)`` (``torch.bucketize(conf, edges, right=True) - 1``), puts 1.0 in an
+extra bin of its own, and computes in float32; so values agree exactly only when no confidence
+sits on an inner edge or at 1.0, and then to float32 precision. netcal 1.4 (``np.histogramdd``)
+bins ``[lo, hi)`` with the last bin closed: 1.0 in the last bin as here, an inner-edge value one
+bin higher (``benchmarks/bench_calibration.py`` compares all three).
 """
 
 from __future__ import annotations
@@ -25,6 +34,11 @@ _SUM_TOLERANCE = 1e-3
 
 
 def _check_scores(scores, name: str) -> np.ndarray:
+    return _checked_range(scores, name)[0]
+
+
+def _checked_range(scores, name: str) -> tuple[np.ndarray, float, float]:
+    """``scores`` as a finite float64 (n, C) array, with its smallest and largest entry."""
     arr = np.asarray(scores)
     if arr.ndim != 2:
         raise ValueError(f"{name} must have shape (n, C), got shape {arr.shape}")
@@ -35,20 +49,22 @@ def _check_scores(scores, name: str) -> np.ndarray:
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name} must be real numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
+    # min and max propagate NaN and expose inf, so two reductions check finiteness as well
+    lo, hi = float(arr.min()), float(arr.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         bad = int(np.sum(~np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
-    return arr
+    return arr, lo, hi
 
 
 def _check_probs(probs) -> np.ndarray:
-    arr = _check_scores(probs, "probs")
-    if arr.min() < -_SUM_TOLERANCE or arr.max() > 1 + _SUM_TOLERANCE:
+    arr, lo, hi = _checked_range(probs, "probs")
+    if lo < -_SUM_TOLERANCE or hi > 1 + _SUM_TOLERANCE:
         raise ValueError(
-            f"probs must lie in [0, 1], got values in [{arr.min():.4g}, {arr.max():.4g}]; "
+            f"probs must lie in [0, 1], got values in [{lo:.4g}, {hi:.4g}]; "
             "pass softmax(logits), not logits"
         )
-    sums = arr.sum(axis=1)
+    sums = arr @ np.ones(arr.shape[1])  # a BLAS mat-vec: row sums of a few columns, fast
     worst = float(np.max(np.abs(sums - 1.0)))
     if worst > _SUM_TOLERANCE:
         raise ValueError(f"rows of probs must sum to 1, one sums to {sums[np.argmax(np.abs(sums - 1))]:.6g}")
@@ -84,7 +100,9 @@ def _check_pair(probs, labels) -> tuple[np.ndarray, np.ndarray]:
 def _logsumexp(logits: np.ndarray) -> np.ndarray:
     """Row-wise ``log sum_k exp(z_k)`` of an (n, C) array, shifted by the row max so it never overflows."""
     top = logits.max(axis=1, keepdims=True)
-    return (top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True)))[:, 0]
+    shifted = np.subtract(logits, top)
+    np.exp(shifted, out=shifted)
+    return top[:, 0] + np.log(shifted.sum(axis=1))
 
 
 def softmax(logits, axis: int = -1) -> np.ndarray:
@@ -203,12 +221,18 @@ def width_bin_index(values, n_bins: int) -> np.ndarray:
     """Index in ``[0, n_bins)`` of the equal-width bin over [0, 1] holding each value (any shape).
 
     Bins are right-closed, ``(b / n_bins, (b + 1) / n_bins]``, and bin 0 also holds 0, so 1.0
-    lands in the last bin and a value on an inner edge in the bin below it (Guo et al.'s code,
-    torchmetrics). Values a rounding error outside [0, 1] are clipped into the end bins.
+    lands in the last bin and a value on an inner edge in the bin below it (Guo et al.'s code;
+    see the module docstring for other libraries). Values a rounding error outside [0, 1] are clipped into the end bins.
     """
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # side="left" finds the first edge >= value, which makes bins right-closed
-    return np.clip(np.searchsorted(edges, values, side="left") - 1, 0, n_bins - 1)
+    values = np.asarray(values, dtype=np.float64)
+    # ceil(v * n_bins) - 1 is the bin up to one rounding step; one comparison with the actual
+    # edges on each side makes it exact (the same as searchsorted(edges, v, "left") - 1, which
+    # is right-closed) at a fraction of a binary search's cost
+    index = np.clip(np.ceil(values * n_bins).astype(np.intp) - 1, 0, n_bins - 1)
+    index -= (values <= edges[index]) & (index > 0)
+    index += (values > edges[index + 1]) & (index < n_bins - 1)
+    return index
 
 
 def reliability_bins(probs, labels, n_bins: int = 15, binning: str = "width") -> ReliabilityBins:
@@ -220,7 +244,7 @@ def reliability_bins(probs, labels, n_bins: int = 15, binning: str = "width") ->
     n_bins + 1)``. Bins are right-closed, ``(edges[b], edges[b + 1]]``, and the first bin also
     holds confidence 0, so a confidence of exactly 1.0 falls in the last bin and a confidence
     on an inner edge falls in the bin below it. This is the convention of Guo et al.'s code
-    (``conf > lo and conf <= hi``) and of torchmetrics (``torch.bucketize(conf, edges) - 1``).
+    (``conf > lo and conf <= hi``); torchmetrics differs at the edges (module docstring).
 
     ``binning="mass"`` (equal-mass, adaptive): samples are sorted by confidence with a stable
     sort and split by rank into ``n_bins`` groups of nearly equal size with ``np.array_split``
@@ -235,8 +259,9 @@ def reliability_bins(probs, labels, n_bins: int = 15, binning: str = "width") ->
         raise ValueError(f"n_bins must be a positive integer, got {n_bins!r}")
     if binning not in BINNINGS:
         raise ValueError(f"binning must be one of {BINNINGS}, got {binning!r}")
-    conf = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    pred = p.argmax(axis=1)
+    conf = p.ravel()[np.arange(p.shape[0]) * p.shape[1] + pred]  # flat gather: p[i, pred[i]]
+    correct = (pred == y).astype(np.float64)
 
     if binning == "width":
         edges = np.linspace(0.0, 1.0, n_bins + 1)

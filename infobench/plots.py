@@ -27,7 +27,7 @@ DPI = 120
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _figure(figsize: tuple[float, float], height_ratios: list[float] | None = None):
+def new_figure(figsize: tuple[float, float], height_ratios: list[float] | None = None):
     """A new Agg-backed figure and its axes (one per entry of ``height_ratios``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -56,7 +56,7 @@ def reliability_figure(bins: ReliabilityBins, title: str = ""):
     accuracy and mean confidence shaded in red, and the diagonal of perfect calibration.
     Bottom panel: number of samples per bin. The title ends with the ECE of these bins.
     """
-    fig, (top, bottom) = _figure((5.0, 6.0), height_ratios=[3.0, 1.0])
+    fig, (top, bottom) = new_figure((5.0, 6.0), height_ratios=[3.0, 1.0])
     left = bins.edges[:-1]
     widths = np.diff(bins.edges)
     filled = bins.counts > 0
@@ -130,7 +130,7 @@ def line_figure(stats, x: str, hue: str | None, title: str = "", xlabel: str | N
     """One line per hue through the means of :func:`line_stats`, with a shaded ±std band."""
     if logx and (stats[x] <= 0).any():
         raise InfobenchError(f"cannot use a log x axis: {x!r} has values <= 0")
-    fig, (ax,) = _figure((6.4, 4.0))
+    fig, (ax,) = new_figure((6.4, 4.0))
     groups = stats.groupby(hue, sort=False) if hue is not None else [(None, stats)]
     for label, group in groups:
         xs, mean, std = group[x].to_numpy(float), group["mean"].to_numpy(float), group["std"].to_numpy(float)

@@ -118,6 +118,7 @@ def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool) 
     from infobench.tasks.base import RunContext
 
     folder = ResultsFolder(Path(folder_root))
+    threads_before = torch.get_num_threads()  # restored after: in-process runs share the interpreter
     torch.set_num_threads(threads)
     seed_everything(run.seed)
     started = time.perf_counter()
@@ -143,6 +144,7 @@ def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool) 
             logger.error("failed:\n%s", traceback.format_exc())
         seconds = time.perf_counter() - started
         logger.info("status %s after %.2f s", status, seconds)
+    torch.set_num_threads(threads_before)
     metric_rows = [{**run_identity(run), **row} for row in ctx.rows] if status == "done" else []
     return run_row(run, status, error, seconds), metric_rows
 

@@ -9,6 +9,20 @@ import yaml
 from tests_support import TINY
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tests run on one torch/BLAS thread: their models and arrays are tiny, and on a shared
+    2-core machine extra threads only contend (the 12-bit IB network trains ~15x faster)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test session trains into its own cache, never the user's."""

@@ -320,3 +320,13 @@ def test_new_metrics_refuse_bad_input_with_names():
         M.auroc_correctness([[np.nan, 1.0]], [0])
     with pytest.raises(ValueError, match="n_bins"):
         M.classwise_ece(PROBS, LABELS, n_bins=0)
+
+
+def test_width_bin_index_equals_a_right_closed_binary_search():
+    rng = np.random.default_rng(7)
+    for n_bins in (1, 3, 10, 15, 97):
+        edges = np.linspace(0, 1, n_bins + 1)
+        values = np.concatenate([rng.uniform(size=5000), edges, np.nextafter(edges, 2), np.nextafter(edges, -1)])
+        values = np.clip(values, 0, 1)
+        expected = np.clip(np.searchsorted(edges, values, side="left") - 1, 0, n_bins - 1)
+        np.testing.assert_array_equal(M.width_bin_index(values, n_bins), expected)

@@ -50,6 +50,10 @@ class MIEstimator:
     Params: ClassVar[type[BaseModel]] = NoParams
     kinds: ClassVar[tuple[Kind, ...]] = ("continuous",)
     is_bound: ClassVar[bool] = False  # variational bounds report a bound, not an estimate
+    # True where the continuous case measures I(X; T) for a representation T = y that is a
+    # deterministic function of x (a layer's activations), as the KDE bounds do
+    deterministic_y: ClassVar[bool] = False
+    max_dims: ClassVar[int | None] = None  # the most columns x and y may each have (None: any)
 
     def __init__(self, params: BaseModel | None = None):
         self.params = params if params is not None else self.Params()
@@ -57,6 +61,32 @@ class MIEstimator:
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         """I(X; Y) in nats for x of shape (n, dx) and y of shape (n, dy)."""
         raise NotImplementedError
+
+    @staticmethod
+    def kind_of(x: np.ndarray, y: np.ndarray) -> Kind:
+        """The case of a pair: both symbols (discrete), both real (continuous), or real x with a label y (mixed)."""
+        if is_discrete(x) and is_discrete(y):
+            return "discrete"
+        if is_discrete(y) and np.asarray(y).reshape(len(y), -1).shape[1] == 1:
+            return "mixed"
+        return "continuous"
+
+    def unsupported(self, x: np.ndarray, y: np.ndarray) -> str | None:
+        """Why this estimator cannot take the pair (x, y), or None when it can."""
+        x, y = as_2d(x, "x"), as_2d(y, "y")
+        name = getattr(self, "registered_name", type(self).__name__)
+        if self.max_dims is not None and max(x.shape[1], y.shape[1]) > self.max_dims:
+            return f"{name} takes x and y of at most {self.max_dims} column(s), got x {x.shape} and y {y.shape}"
+        kind = self.kind_of(x, y)
+        if kind not in self.kinds:
+            return f"{name} supports {', '.join(self.kinds)} pairs, not {kind}"
+        return None
+
+    def require_supported(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Raise ``ValueError`` saying why when this estimator cannot take the pair (x, y)."""
+        reason = self.unsupported(x, y)
+        if reason is not None:
+            raise ValueError(reason)
 
 
 def is_discrete(a: np.ndarray) -> bool:

@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from infobench.mi.base import MIEstimator, check_pair, is_discrete
-from infobench.mi.symbols import mutual_information_of_codes, rows_to_codes
+from infobench.mi.base import MIEstimator, is_discrete
+from infobench.mi.symbols import PlugInEstimator, rows_to_codes
 from infobench.registry import register
 
 
@@ -21,7 +21,7 @@ def bin_indices(a: np.ndarray, edges_lo: np.ndarray, edges_hi: np.ndarray, n_bin
 
 
 @register("mi.estimator", "binning")
-class Binning(MIEstimator):
+class Binning(PlugInEstimator, MIEstimator):
     """Equal-width binning (30 bins per unit), each row a symbol: plug-in MI of the symbols.
 
     Shwartz-Ziv & Tishby, "Opening the Black Box of Deep Neural Networks via Information",
@@ -65,9 +65,3 @@ class Binning(MIEstimator):
         else:
             lo, hi = np.full(a.shape[1], a.min()), np.full(a.shape[1], a.max())
         return rows_to_codes(bin_indices(a, lo, hi, p.n_bins))
-
-    def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
-        x, y = check_pair(x, y)
-        cx, kx = self.symbols(x)
-        cy, ky = self.symbols(y)
-        return mutual_information_of_codes(cx, kx, cy, ky)

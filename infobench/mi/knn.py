@@ -1,11 +1,14 @@
 """Nearest-neighbour primitives in the max-norm, shared by the kNN estimators (KSG, Kozachenko-Leonenko).
 
-Below ``tree_max_dims`` joint dimensions a KD-tree (``scipy.spatial.cKDTree``) is used; above
-it, exact brute force in torch over chunks of query rows, where trees become slower than
-computing all distances. Both give the same distances (max |a_i - b_i| in float64).
+Below ``tree_max_dims`` joint dimensions a KD-tree (``scipy.spatial.cKDTree``) is used, in
+float64; above it, exact brute force in torch over chunks of query rows, in float32, where trees
+become slower than computing all distances.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,7 +25,7 @@ class KNNParams(BaseModel):
     jitter: float = Field(1e-10, ge=0, description="relative noise added to break ties (Kraskov et al.; sklearn's 1e-10)")
     random_state: int = Field(0, ge=0, description="seed of the tie-breaking noise")
     tree_max_dims: int = Field(TREE_MAX_DIMS, ge=1, description="KD-tree up to this many joint dimensions, brute force above")
-    workers: int = Field(-1, description="threads of the KD-tree queries (-1: all cores)")
+    workers: int = Field(-1, ge=-1, description="threads of the KD-tree queries (-1: the run's torch thread count)")
 
 
 def standardize_and_jitter(arrays: list[np.ndarray], params: KNNParams) -> list[np.ndarray]:
@@ -50,14 +53,23 @@ def _chunk_rows(n: int, budget: int = 2**24) -> int:
     return max(1, min(n, budget // max(n, 1)))
 
 
+def _threads(workers: int) -> int:
+    """``workers``, or for -1 the thread count the run gave torch (so --jobs N does not oversubscribe)."""
+    if workers > 0:
+        return workers
+    import torch
+
+    return torch.get_num_threads()
+
+
 def kth_distance(z: np.ndarray, k: int, tree_max_dims: int = TREE_MAX_DIMS, workers: int = -1) -> np.ndarray:
     """Max-norm distance of each row of ``z`` (n, d) to its k-th nearest other row."""
     if z.shape[1] <= tree_max_dims:
         from scipy.spatial import cKDTree
 
-        dist, _ = cKDTree(z).query(z, k=k + 1, p=np.inf, workers=workers)
+        dist, _ = cKDTree(z).query(z, k=k + 1, p=np.inf, workers=_threads(workers))
         return dist[:, -1]
-    return joint_kth_and_counts([z], k)[0]
+    return joint_kth_and_counts([z], k, workers)[0]
 
 
 def count_within(v: np.ndarray, radius: np.ndarray, tree_max_dims: int = TREE_MAX_DIMS, workers: int = -1) -> np.ndarray:
@@ -67,7 +79,7 @@ def count_within(v: np.ndarray, radius: np.ndarray, tree_max_dims: int = TREE_MA
     if v.shape[1] <= tree_max_dims:
         from scipy.spatial import cKDTree
 
-        return np.asarray(cKDTree(v).query_ball_point(v, radius, p=np.inf, return_length=True, workers=workers))
+        return np.asarray(cKDTree(v).query_ball_point(v, radius, p=np.inf, return_length=True, workers=_threads(workers)))
     return _brute_counts(v, radius)
 
 
@@ -96,7 +108,7 @@ def _count_within_1d(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
 def _brute_counts(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(v))
+    t = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
     r = torch.from_numpy(np.asarray(radius, dtype=np.float64))
     out = np.empty(len(v), dtype=np.int64)
     step = _chunk_rows(len(v))
@@ -107,25 +119,79 @@ def _brute_counts(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
     return out
 
 
-def joint_kth_and_counts(parts: list[np.ndarray], k: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Brute force in torch: the k-th neighbour distance eps_i in the joint max-norm of ``parts``
-    (the max of the parts' distances), and for each part the number of other rows at distance
-    strictly below eps_i (KSG's n_x, n_y)."""
+def _maxnorm_block(q, columns, out, scratch):
+    """out[i, j] = max_k |q[i, k] - columns[k, j]|: one pass per dimension over a (rows, n) block,
+    in place (vectorised along the n columns, about 1.5x faster than ``torch.cdist(p=inf)``)."""
     import torch
 
-    ts = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float64)) for p in parts]
+    torch.sub(q[:, :1], columns[0], out=out).abs_()
+    for k in range(1, q.shape[1]):
+        torch.sub(q[:, k : k + 1], columns[k], out=scratch).abs_()
+        torch.maximum(out, scratch, out=out)
+    return out
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch's intra-op work on ``n`` threads inside the block, then restore the setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def joint_kth_and_counts(parts: list[np.ndarray], k: int, workers: int = -1) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Brute force in torch: the k-th neighbour distance eps_i in the joint max-norm of ``parts``
+    (the max of the parts' distances), and for each part the number of other rows at distance
+    strictly below eps_i (KSG's n_x, n_y).
+
+    Distances are computed in float32 (half the memory traffic of float64); the counts are exact
+    for the float32-rounded inputs, which can differ from float64 only on ties closer than 1e-7.
+    The returned eps_i is the float64 distance to the neighbour found, so that it can be compared
+    with float64 distances elsewhere (Ross's mixed estimator counts against it). Blocks of rows small enough to stay in cache are shared among ``workers`` Python threads,
+    each running single-threaded torch ops (torch releases the GIL): fine-grained intra-op
+    parallelism on such small blocks collapses on a loaded machine.
+    """
+    import torch
+
+    rows = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in parts]
+    columns = [r.T.contiguous() for r in rows]
     n = len(parts[0])
-    eps = np.empty(n)
+    neighbour = np.empty(n, dtype=np.int64)
     counts = [np.empty(n, dtype=np.int64) for _ in parts]
-    step = _chunk_rows(n, 2**23)
-    with torch.inference_mode():
-        for i in range(0, n, step):
-            dists = [torch.cdist(t[i : i + step], t, p=float("inf")) for t in ts]
-            joint = dists[0]
-            for d in dists[1:]:
-                joint = torch.maximum(joint, d)
-            e = torch.kthvalue(joint, k + 1, dim=1).values  # the row itself is at distance 0
-            eps[i : i + step] = e.numpy()
-            for c, d in zip(counts, dists):
-                c[i : i + step] = ((d < e[:, None]).sum(1) - 1).numpy()
+    step = max(1, min(n, 2**17 // max(n, 1)))  # blocks of about 0.5 MB stay in cache
+    starts = list(range(0, n, step))
+    threads = max(1, min(_threads(workers), len(starts)))
+
+    def work(first: int) -> None:
+        blocks = [torch.empty(step, n) for _ in range(len(parts) + 2)]
+        joint, scratch = blocks[-2], blocks[-1]
+        with torch.inference_mode():
+            for i in starts[first::threads]:
+                m = min(step, n - i)
+                dists = [_maxnorm_block(r[i : i + m], c, b[:m], scratch[:m]) for r, c, b in zip(rows, columns, blocks)]
+                joint[:m].copy_(dists[0])
+                for d in dists[1:]:
+                    torch.maximum(joint[:m], d, out=joint[:m])
+                # the row itself is at distance 0, so the (k+1)-th smallest is the k-th neighbour
+                nearest = torch.topk(joint[:m], k + 1, dim=1, largest=False, sorted=True)
+                e = nearest.values[:, -1:]
+                neighbour[i : i + m] = nearest.indices[:, -1].numpy()
+                for c, d in zip(counts, dists):
+                    c[i : i + m] = ((d < e).sum(1, dtype=torch.int32) - 1).numpy()
+
+    with torch_threads(1):
+        if threads == 1:
+            work(0)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, range(threads)))
+    eps = np.max([np.abs(np.asarray(p, dtype=np.float64) - np.asarray(p, dtype=np.float64)[neighbour]).max(axis=1)
+                  for p in parts], axis=0)
     return eps, counts

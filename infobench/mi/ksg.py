@@ -27,7 +27,7 @@ def ksg_mi(x: np.ndarray, y: np.ndarray, params: KNNParams) -> float:
         nx = count_within(x, radius, params.tree_max_dims, params.workers) - 1
         ny = count_within(y, radius, params.tree_max_dims, params.workers) - 1
     else:
-        _, (nx, ny) = joint_kth_and_counts([x, y], k)
+        _, (nx, ny) = joint_kth_and_counts([x, y], k, params.workers)
     return float(digamma(n) + digamma(k) - np.mean(digamma(nx + 1)) - np.mean(digamma(ny + 1)))
 
 

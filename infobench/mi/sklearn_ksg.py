@@ -25,16 +25,14 @@ class SklearnKSG(MIEstimator):
         random_state: int = Field(0, ge=0, description="seed of sklearn's tie-breaking noise")
 
     kinds = ("continuous", "mixed")
+    max_dims = 1
 
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
         x, y = check_pair(x, y)
         check_k(len(x), self.params.k)
-        if x.shape[1] != 1 or y.shape[1] != 1:
-            raise ValueError(f"sklearn_ksg supports 1-D x and y only, got x {x.shape} and y {y.shape}")
-        if is_discrete(x):
-            raise ValueError("sklearn_ksg needs a real-valued x (a float array)")
+        self.require_supported(x, y)
         if is_discrete(y):
             fn, target = mutual_info_classif, y[:, 0]
         else:

@@ -65,3 +65,25 @@ def mutual_information_of_codes(cx: np.ndarray, kx: int, cy: np.ndarray, ky: int
     else:
         cj, _ = rows_to_codes(np.stack([cx, cy], axis=1))
     return max(entropy_of_codes(cx, kx) + entropy_of_codes(cy, ky) - entropy_of_codes(cj.reshape(-1)), 0.0)
+
+
+def mean_over_labels(fn, a: np.ndarray, labels: np.ndarray) -> float:
+    """sum_y p(y) fn(a[labels == y]): a conditional entropy H(A | Y) from an entropy function ``fn``."""
+    codes, count = rows_to_codes(labels)
+    weights = np.bincount(codes, minlength=count) / len(codes)
+    return float(sum(w * fn(a[codes == c]) for c, w in enumerate(weights) if w > 0))
+
+
+class PlugInEstimator:
+    """Mixin of the binning estimators: ``symbols(a) -> (codes, count)`` per variable, then plug-in MI."""
+
+    def symbols(self, a: np.ndarray) -> tuple[np.ndarray, int]:
+        raise NotImplementedError
+
+    def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
+        from infobench.mi.base import check_pair
+
+        x, y = check_pair(x, y)
+        cx, kx = self.symbols(x)
+        cy, ky = self.symbols(y)
+        return mutual_information_of_codes(cx, kx, cy, ky)

@@ -56,7 +56,11 @@ def test_tree_and_brute_force_give_the_same_estimate():
     y = x @ rng.normal(size=(3, 2)) + rng.normal(size=(500, 2))
     tree = KSG().estimate(x, y)
     brute = KSG(KSG.Params(tree_max_dims=1)).estimate(x, y)
-    assert tree == pytest.approx(brute, abs=1e-12)
+    assert tree == pytest.approx(brute, abs=1e-6)  # brute force runs in float32
+    # the mixed (label) case compares brute-force radii with float64 counts: they must match exactly
+    labels = (x[:, 0] > 0).astype(np.int64)
+    mixed_tree = KSG().estimate(x, labels)
+    assert KSG(KSG.Params(tree_max_dims=1)).estimate(x, labels) == pytest.approx(mixed_tree, abs=1e-12)
 
 
 def test_multivariate_gaussian_grows_with_dimension_and_is_biased_down():
@@ -80,5 +84,5 @@ def test_bad_input_is_refused():
         KSG().estimate(np.zeros((3, 1)), np.zeros((3, 1)))
     with pytest.raises(ValueError, match="NaN"):
         KSG().estimate(np.array([1.0, np.nan, 2, 3, 4]), np.arange(5.0))
-    with pytest.raises(ValueError, match="1-D x and y only"):
+    with pytest.raises(ValueError, match="sklearn_ksg takes x and y of at most 1 column"):
         SklearnKSG().estimate(np.zeros((10, 2)), np.zeros(10))

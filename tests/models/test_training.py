@@ -20,16 +20,6 @@ from infobench.models.train import (
 from infobench.progress import use_progress
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # These models are tiny: intra-op threads only add synchronisation cost, and on a shared
-    # 2-core machine they make timings erratic.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def digits() -> Split:
     data = load_digits()

@@ -97,6 +97,26 @@ def _trained_in_own_loop(data, cfg: dict[str, Any], seed: int, loss, key: dict[s
     )
 
 
+def fitted_calibrator(run, model, val, ctx: RunContext):
+    """The run's calibrator fitted on the ``val`` split's logits, and ``inputs(split)``: the
+    extra keyword arguments (``x=``) its ``calibrated_log_probs`` needs for a split."""
+    from infobench import registry
+    from infobench.models.train import predict_logits
+
+    method_cls = registry.get("calibration.method", run.method)
+    calibrator = method_cls(method_cls.Params.model_validate(run.params))
+    if calibrator.uses_inputs:
+        calibrator.bind(model)
+
+    def inputs(split) -> dict[str, Any]:
+        return {"x": split.x} if calibrator.uses_inputs else {}
+
+    val_logits = predict_logits(model, val.x)
+    ctx.check_finite(val_logits, "validation logits")
+    calibrator.fit(val_logits, val.y, **inputs(val))
+    return calibrator, inputs
+
+
 @register("task", "calibration")
 class CalibrationTask(Task):
     """Post-hoc calibration and calibration-aware training, evaluated clean and under shift."""
@@ -104,10 +124,10 @@ class CalibrationTask(Task):
     method_kind = "calibration.method"
     Scenario = CalibrationScenario
     blocks = {"loss": LossBlock}
+    extra_kinds = {"training losses (the loss block)": "calibration.loss"}
     summary_metrics = ("accuracy", "nll", "ece", "brier")
 
     def run(self, run, ctx: RunContext) -> None:
-        from infobench import registry
         from infobench.models.train import predict_logits
 
         cfg = run.config
@@ -115,11 +135,7 @@ class CalibrationTask(Task):
         data = load_data(cfg["dataset"], run.seed)
         model = base_model(data, cfg, run.seed)
 
-        method_cls = registry.get(self.method_kind, run.method)
-        calibrator = method_cls(method_cls.Params.model_validate(run.params))
-        val_logits = predict_logits(model, data.val.x)
-        ctx.check_finite(val_logits, "validation logits")
-        calibrator.fit(val_logits, data.val.y)
+        calibrator, inputs = fitted_calibrator(run, model, data.val, ctx)
         for name, value in calibrator.fitted().items():
             ctx.metric(name, value, split="val")
 
@@ -129,7 +145,7 @@ class CalibrationTask(Task):
         for split_name, split in splits.items():
             logits = predict_logits(model, split.x)
             ctx.check_finite(logits, f"logits on {split_name}")
-            log_probs = calibrator.calibrated_log_probs(logits)
+            log_probs = calibrator.calibrated_log_probs(logits, **inputs(split))
             ctx.metrics(calibration_metrics(log_probs, split.y, n_bins=scenario.n_bins), split=split_name)
             if split_name == "test":
                 self._reliability_plot(ctx, np.exp(log_probs), split.y, scenario.n_bins)

@@ -44,11 +44,17 @@ class DistillLoss(nn.Module):
     - ``setup(student, teacher, num_classes)``: builds the loss's own modules (extra heads,
       critics); their parameters are trained with the student's.
     - ``teacher_loss``: the teacher's objective in online mode (cross-entropy unless a loss says more).
+    - ``observe_teacher(logits, labels)``: offline, the frozen teacher's logits on the whole
+      training split, once before training (for statistics such as class-mean predictions).
+    - ``bilevel``: when True, ``outer_step(student, batch, val_batch, lr)`` runs before every
+      student step, with ``batch`` = (x, teacher logits, y) and ``val_batch`` = (x, y) drawn from
+      the validation split (losses whose own parameters are learned on validation data).
     """
 
     Params: ClassVar[type[BaseModel]] = NoParams
     modes: ClassVar[tuple[Mode, ...]] = ("offline", "online")
     uses_teacher: ClassVar[bool] = True
+    bilevel: ClassVar[bool] = False
     student_layer: str | None = None
     teacher_layer: str | None = None
 
@@ -58,6 +64,14 @@ class DistillLoss(nn.Module):
 
     def setup(self, student: nn.Module, teacher: nn.Module, num_classes: int) -> None:
         """Build modules that depend on the models (heads, critics). Default: nothing."""
+
+    def observe_teacher(self, teacher_logits: Tensor, targets: Tensor) -> None:
+        """See the frozen teacher's training-split logits (n, C) once, offline. Default: nothing."""
+
+    def outer_step(self, student: nn.Module, batch: tuple[Tensor, Tensor, Tensor],
+                   val_batch: tuple[Tensor, Tensor], lr: float) -> None:
+        """One update of the loss's own parameters on validation data (``bilevel`` losses)."""
+        raise NotImplementedError(f"{type(self).__name__} declares bilevel but has no outer_step")
 
     def forward(
         self,

@@ -178,15 +178,17 @@ class DistillTask(Task):
             row.update(agreement=agree, kl_teacher_student=kl)
             ctx.metrics(row, split="test", step=epoch)
             if epoch is not None:
-                val_acc = float((predict_logits(student, data.val.x).argmax(1) == data.val.y).mean()) if len(data.val) else float("nan")
-                ctx.metric("accuracy", val_acc, split="val", step=epoch)
+                val_acc = float("nan")  # a dataset without a validation split records none
+                if len(data.val):
+                    val_acc = float((predict_logits(student, data.val.x).argmax(1) == data.val.y).mean())
+                    ctx.metric("accuracy", val_acc, split="val", step=epoch)
                 ctx.metric("seconds_per_epoch", seconds, split="train", step=epoch)
                 if mode == "online":
                     ctx.metric("teacher_accuracy", float((t_logits.argmax(1) == data.test.y).mean()), split="test", step=epoch)
                 history.append({"epoch": epoch, "test": row["accuracy"], "val": val_acc, "seconds": seconds})
             return row
 
-        train_student(student, loss_fn, teacher, train_split, train_cfg, run.seed, on_epoch=evaluate)
+        train_student(student, loss_fn, teacher, train_split, train_cfg, run.seed, on_epoch=evaluate, val=data.val)
         evaluate(None, None)
         t_logits = predict_logits(teacher.model, data.test.x)
         t_metrics = classification_metrics(t_logits, data.test.y, n_bins=scenario.n_bins)

@@ -67,12 +67,14 @@ def train_student(
     cfg: TrainConfig,
     seed: int,
     on_epoch: EpochHook | None = None,
+    val: Split | None = None,
 ) -> None:
     """Train ``student`` (and the loss's own modules; the teacher too when online) in place.
 
     ``train.x`` (n, *input_shape) float32, ``train.y`` (n,) int64. A non-finite loss raises
     ``DivergedError``. ``on_epoch(epoch, seconds)`` runs after each epoch with the seconds spent
-    in training steps (evaluation excluded). Models are left in eval mode.
+    in training steps (evaluation excluded). ``val`` feeds the outer steps of ``bilevel``
+    losses (a random validation batch per step). Models are left in eval mode.
     """
     x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
     y = torch.from_numpy(np.ascontiguousarray(train.y, dtype=np.int64))
@@ -91,6 +93,14 @@ def train_student(
         t_logits_all, t_feats_all = frozen_outputs(teacher.model, x, loss_fn.teacher_layer)
     else:
         t_logits_all, _ = frozen_outputs(teacher.model, x, None)
+    if not online:
+        loss_fn.observe_teacher(t_logits_all, y)
+    if loss_fn.bilevel:
+        if val is None or len(val) < 2:
+            raise ValueError(f"{type(loss_fn).__name__} learns on a validation split; the dataset has none (val_fraction > 0)")
+        val_x = torch.from_numpy(np.ascontiguousarray(val.x, dtype=np.float32))
+        val_y = torch.from_numpy(np.ascontiguousarray(val.y, dtype=np.int64))
+        val_draw = torch.Generator().manual_seed(seed + 1)
     trained = nn.ModuleList([student, loss_fn])
     optimizer = _make_optimizer(trained, cfg)
     scheduler = _scheduler(optimizer, cfg)
@@ -105,6 +115,9 @@ def train_student(
                 start = time.perf_counter()
                 for idx in _batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
                     xb, yb = x[idx], y[idx]
+                    if loss_fn.bilevel:
+                        pick = torch.randint(len(val_y), (min(len(idx), len(val_y)),), generator=val_draw)
+                        loss_fn.outer_step(student, (xb, t_logits_all[idx], yb), (val_x[pick], val_y[pick]), cfg.lr)
                     s_logits = student(xb)
                     features = {}
                     if s_tap is not None:

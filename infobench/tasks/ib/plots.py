@@ -9,13 +9,16 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from infobench.plots import _figure, save_png
+from infobench.plots import new_figure, save_png
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def layer_order(names) -> list[str]:
@@ -48,19 +51,21 @@ def plane_figure(table: pd.DataFrame, title: str):
     from matplotlib import colormaps
     from matplotlib.colors import LogNorm
 
-    fig, (ax,) = _figure((6.4, 4.8))
+    fig, (ax,) = new_figure((6.4, 4.8))
     epochs = table["epoch"].to_numpy(float) + 1.0
     norm = LogNorm(vmin=epochs.min(), vmax=max(epochs.max(), epochs.min() + 1))
     cmap = colormaps["viridis"]
     points = None
-    for layer in layer_order(table["layer"]):
+    for layer, marker in zip(layer_order(table["layer"]), itertools.cycle(MARKERS)):
         part = table[table["layer"] == layer]
         ax.plot(part["xt"], part["ty"], color="0.6", linewidth=0.8, zorder=1)
-        points = ax.scatter(part["xt"], part["ty"], c=part["epoch"] + 1.0, cmap=cmap, norm=norm, s=14, zorder=2)
-        ax.annotate(layer, (part["xt"].iloc[-1], part["ty"].iloc[-1]), fontsize="x-small",
-                    xytext=(3, 3), textcoords="offset points")
+        points = ax.scatter(part["xt"], part["ty"], c=part["epoch"] + 1.0, cmap=cmap, norm=norm, s=16,
+                            marker=marker, zorder=2, label=layer, edgecolors="none")
     if points is not None:
         fig.colorbar(points, ax=ax, label="epoch + 1")
+        legend = ax.legend(fontsize="x-small", loc="lower right")
+        for handle in legend.legend_handles:
+            handle.set_color("0.3")
     ax.set_xlabel("I(X;T) [bits]")
     ax.set_ylabel("I(T;Y) [bits]")
     ax.set_title(title)
@@ -70,7 +75,7 @@ def plane_figure(table: pd.DataFrame, title: str):
 
 def epochs_figure(table: pd.DataFrame, title: str):
     """I(X;T) (top) and I(T;Y) (bottom) of each layer over epochs (symmetric-log x axis, epoch 0 shown)."""
-    fig, axes = _figure((6.4, 6.0), height_ratios=[1.0, 1.0])
+    fig, axes = new_figure((6.4, 6.0), height_ratios=[1.0, 1.0])
     for ax, column, label in zip(axes, ("xt", "ty"), ("I(X;T) [bits]", "I(T;Y) [bits]")):
         for layer in layer_order(table["layer"]):
             part = table[table["layer"] == layer]
@@ -94,7 +99,7 @@ def compression_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def compression_figure(stats: pd.DataFrame):
     """Grouped bars: per layer, one bar per variant with its std over seeds."""
-    fig, (ax,) = _figure((max(6.4, 1.2 * stats["layer"].nunique() + 2), 4.0))
+    fig, (ax,) = new_figure((max(6.4, 1.2 * stats["layer"].nunique() + 2), 4.0))
     layers = layer_order(stats["layer"])
     variants = list(dict.fromkeys(stats["variant"]))
     width = 0.8 / len(variants)

@@ -255,7 +255,7 @@ def cached_recording(key_parts: dict[str, Any], compute: Callable[[], Recording]
 
     Concurrent workers asking for the same key serialise on a file lock, so one trains.
     """
-    from infobench.cache import _exclusive_lock, cache_key, cache_root
+    from infobench.cache import cache_key, cache_root, exclusive_lock
     from infobench.results import atomic_write
 
     key = cache_key(**key_parts, version=CACHE_VERSION)
@@ -264,7 +264,7 @@ def cached_recording(key_parts: dict[str, Any], compute: Callable[[], Recording]
     folder = cache_root() / "ib"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{key}.npz"
-    with _exclusive_lock(folder / f"{key}.lock"):
+    with exclusive_lock(folder / f"{key}.lock"):
         recording = None
         if path.exists():
             try:

@@ -4,16 +4,19 @@ Each run trains the network of the spec once per (setting, seed) (the activation
 see ``recording.py``), records every layer on a fixed evaluation set at log-spaced epochs, and
 asks the run's estimator (a ``mi.estimator`` plugin: the spec's ``methods``) for
 
-    I(X; T) = estimate(T, X) / ln 2      and      I(T; Y) = estimate(T, Y) / ln 2   (bits)
+    I(X; T) = estimate(X, T) / ln 2      and      I(T; Y) = estimate(T, Y) / ln 2   (bits)
 
 per layer T per recorded epoch: metrics ``mi_xt_bits`` and ``mi_ty_bits`` with split = layer
 and step = epoch. X is the flattened input (or, with ``x_variable: index``, the integer id of
-each distinct input, a discrete label); Y is the class label, one column.
+each distinct input, a discrete label); Y is the class label, one column. The argument order
+follows the estimators' convention for noisy-representation estimators (KDE): with two real
+arrays the second is the representation; with a label, the first is.
 
 Also reported: ``accuracy`` on the train and test rows of the evaluation set and the training
 ``loss`` per recorded epoch; per layer the compression summary of Chelombiev et al. (ICLR 2019),
-``compression_bits`` = max over epochs of I(X;T) minus its value at the last epoch, and
-``peak_epoch``, the epoch of that maximum; the final ``accuracy`` and ``generalization_gap``
+``compression_bits`` = max over epochs of I(X;T) minus its value at the last epoch, with
+``fitting_bits`` = that maximum minus its first recorded value (the fitting phase of
+Shwartz-Ziv & Tishby) and ``peak_epoch``, the epoch of the maximum; the final ``accuracy`` and ``generalization_gap``
 (train minus test accuracy); and the cost: ``epoch_seconds`` (one training epoch),
 ``mi_seconds_per_record`` (both quantities for every layer at one recorded epoch) and their
 ratio ``mi_overhead``.
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 
 from infobench.errors import InfobenchError
 from infobench.models.train import TrainConfig
@@ -49,6 +52,8 @@ class IBScenario(BaseModel):
 
     n_records: int = Field(50, ge=2, le=10000, description="Recorded epochs, 0 and the last included (log spacing merges repeats).")
     spacing: Literal["log", "linear"] = Field("log", description="Spacing of the recorded epochs.")
+    record_at: list[NonNegativeInt] | None = Field(
+        None, description="Explicit epochs to record (0 = before training), instead of n_records/spacing.")
     eval_set: Literal["all", "train", "val", "test"] = Field(
         "all", description="Rows the activations are recorded on (Shwartz-Ziv & Tishby: all 4096 inputs).")
     max_eval: int | None = Field(None, ge=10, description="Keep at most this many evaluation rows (a fixed random subset).")
@@ -72,11 +77,19 @@ class IBTask(Task):
 
     method_kind = "mi.estimator"
     Scenario = IBScenario
-    summary_metrics = ("compression_bits", "accuracy", "mi_overhead")
+    summary_metrics = ("fitting_bits", "compression_bits", "accuracy", "mi_overhead")
 
     @classmethod
     def train_config(cls) -> type[BaseModel]:
         return IBTrainConfig
+
+    @classmethod
+    def check_spec(cls, blocks: dict) -> list[str]:
+        record_at = (blocks.get("scenario") or {}).get("record_at")
+        epochs = (blocks.get("train") or {}).get("epochs")
+        if record_at and epochs is not None and max(record_at) > epochs:
+            return [f"scenario.record_at: epoch {max(record_at)} is after the last epoch (train.epochs = {epochs})"]
+        return []
 
     def run(self, run, ctx: RunContext) -> None:
         from infobench import registry
@@ -86,15 +99,13 @@ class IBTask(Task):
         train = IBTrainConfig.model_validate(cfg["train"])
         estimator_cls = registry.get(self.method_kind, run.method)
         estimator = estimator_cls(estimator_cls.Params.model_validate(run.params))
-        kinds = tuple(getattr(estimator_cls, "kinds", ()))
-        if not {"mixed", "discrete"} & set(kinds):
-            raise InfobenchError(
-                f"estimator {run.method!r} supports only {', '.join(kinds) or 'no'} pairs; I(T;Y) against a "
-                "class label needs one that takes 'mixed' or 'discrete' pairs")
+        kinds = check_estimator_kinds(run.method, tuple(getattr(estimator_cls, "kinds", ())))
 
         data = load_data(cfg["dataset"], run.seed)
-        epochs = record_epochs(train.epochs, scenario.n_records, scenario.spacing)
-        recording_options = scenario.model_dump(exclude={"x_variable"})
+        epochs = (sorted(set(scenario.record_at)) if scenario.record_at
+                  else record_epochs(train.epochs, scenario.n_records, scenario.spacing))
+        # what the activations depend on: not the estimator, x_variable or how the epochs were chosen
+        recording_options = scenario.model_dump(include={"eval_set", "max_eval", "l2"})
         key = {"dataset": cfg["dataset"], "model": cfg["model"], "train": train.model_dump(mode="json"),
                "recording": recording_options, "epochs": epochs, "seed": run.seed}
         rec = cached_recording(key, lambda: train_and_record(
@@ -104,34 +115,44 @@ class IBTask(Task):
 
         x_var = x_variable(rec, scenario.x_variable, kinds)
         y_var = rec.y[:, None]
-        mi_xt = self._estimate_all(ctx, rec, estimator, x_var, y_var)
+        mi_xt = estimate_layers(ctx, rec, estimator, x_var, y_var)
         report_recording(ctx, rec, mi_xt)
-
-    @staticmethod
-    def _estimate_all(ctx: RunContext, rec: Recording, estimator, x_var, y_var) -> dict[str, np.ndarray]:
-        """Both quantities for every layer at every recorded epoch; returns I(X;T) (bits) per layer."""
-        mi_xt = {name: np.empty(len(rec.epochs)) for name in rec.layers}
-        start = time.perf_counter()
-        for i, epoch in enumerate(rec.epochs.tolist()):
-            for name, acts in rec.layers.items():
-                t = acts[i]
-                xt = estimator.estimate(t, x_var) / LN2
-                ty = estimator.estimate(t, y_var) / LN2
-                ctx.check_finite(xt, f"I(X;T) of {name} at epoch {epoch}")
-                ctx.check_finite(ty, f"I(T;Y) of {name} at epoch {epoch}")
-                ctx.metric("mi_xt_bits", xt, split=name, step=epoch)
-                ctx.metric("mi_ty_bits", ty, split=name, step=epoch)
-                mi_xt[name][i] = xt
-        per_record = (time.perf_counter() - start) / len(rec.epochs)
-        ctx.metric("mi_seconds_per_record", per_record, split="all")
-        ctx.metric("epoch_seconds", rec.epoch_seconds, split="all")
-        ctx.metric("mi_overhead", per_record / rec.epoch_seconds if rec.epoch_seconds > 0 else float("nan"), split="all")
-        return mi_xt
 
     def summarize(self, spec_name: str, metrics, plots_dir: Path) -> list[Path]:
         from infobench.tasks.ib.plots import ib_figures
 
         return ib_figures(metrics, Path(plots_dir))
+
+
+def estimate_layers(ctx: RunContext, rec: Recording, estimator, x_var, y_var) -> dict[str, np.ndarray]:
+    """Both quantities for every layer at every recorded epoch; returns I(X;T) (bits) per layer."""
+    mi_xt = {name: np.empty(len(rec.epochs)) for name in rec.layers}
+    start = time.perf_counter()
+    for i, epoch in enumerate(rec.epochs.tolist()):
+        for name, acts in rec.layers.items():
+            t = acts[i]
+            xt = estimator.estimate(x_var, t) / LN2
+            ty = estimator.estimate(t, y_var) / LN2
+            ctx.check_finite(xt, f"I(X;T) of {name} at epoch {epoch}")
+            ctx.check_finite(ty, f"I(T;Y) of {name} at epoch {epoch}")
+            ctx.metric("mi_xt_bits", xt, split=name, step=epoch)
+            ctx.metric("mi_ty_bits", ty, split=name, step=epoch)
+            mi_xt[name][i] = xt
+    per_record = (time.perf_counter() - start) / len(rec.epochs)
+    ctx.metric("mi_seconds_per_record", per_record, split="all")
+    ctx.metric("epoch_seconds", rec.epoch_seconds, split="all")
+    if rec.epoch_seconds > 0:  # no training epochs: no overhead to report
+        ctx.metric("mi_overhead", per_record / rec.epoch_seconds, split="all")
+    return mi_xt
+
+
+def check_estimator_kinds(name: str, kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """``kinds`` when the estimator can take I(T;Y) with a class label Y; else a clear error."""
+    if not {"mixed", "discrete"} & set(kinds):
+        raise InfobenchError(
+            f"estimator {name!r} supports only {', '.join(kinds) or 'no'} pairs; I(T;Y) against a "
+            "class label needs one that takes 'mixed' or 'discrete' pairs")
+    return kinds
 
 
 def x_variable(rec: Recording, choice: str, kinds: tuple[str, ...]) -> np.ndarray:
@@ -153,10 +174,11 @@ def x_variable(rec: Recording, choice: str, kinds: tuple[str, ...]) -> np.ndarra
     return ids.reshape(-1, 1).astype(np.int64)
 
 
-def compression(mi_xt: np.ndarray, epochs: np.ndarray) -> tuple[float, int]:
-    """(peak I(X;T) minus its last value, epoch of the peak) of one layer's I(X;T) over epochs."""
+def compression(mi_xt: np.ndarray, epochs: np.ndarray) -> tuple[float, float, int]:
+    """One layer's I(X;T) over epochs: (fitting: peak minus first value, compression: peak minus
+    last value, epoch of the peak)."""
     peak = int(np.argmax(mi_xt))
-    return float(mi_xt[peak] - mi_xt[-1]), int(epochs[peak])
+    return float(mi_xt[peak] - mi_xt[0]), float(mi_xt[peak] - mi_xt[-1]), int(epochs[peak])
 
 
 def report_recording(ctx: RunContext, rec: Recording, mi_xt: dict[str, np.ndarray]) -> None:
@@ -168,7 +190,8 @@ def report_recording(ctx: RunContext, rec: Recording, mi_xt: dict[str, np.ndarra
         if np.isfinite(rec.loss[i]):
             ctx.metric("loss", rec.loss[i], split="train", step=epoch)
     for name, values in mi_xt.items():
-        drop, peak_epoch = compression(values, rec.epochs)
+        rise, drop, peak_epoch = compression(values, rec.epochs)
+        ctx.metric("fitting_bits", rise, split=name)
         ctx.metric("compression_bits", drop, split=name)
         ctx.metric("peak_epoch", peak_epoch, split=name)
     final_train, final_test = rec.train_accuracy[-1], rec.test_accuracy[-1]

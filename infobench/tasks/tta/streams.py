@@ -18,6 +18,9 @@ Orders (``scenario.order``):
 - ``open_set``: continual, with outliers mixed into every domain so that they make up
   ``outlier_ratio`` of it: uniform noise images (within the source data's value range)
   and/or samples of held-out classes the source model never saw in training.
+
+``rounds > 1`` repeats the whole sequence: a longer stream, on which methods that drift or
+collapse show it.
 """
 
 from __future__ import annotations
@@ -137,6 +140,7 @@ def build_stream(
     shuffle: bool = True,
     max_per_domain: int | None = None,
     delta: float = 0.1,
+    rounds: int = 1,
     outlier_ratio: float = 0.0,
     noise_outliers: bool = False,
     held_out_classes: tuple[int, ...] = (),
@@ -145,9 +149,10 @@ def build_stream(
 
     Samples of ``held_out_classes`` become outliers (label -1) when ``order == "open_set"``;
     ``noise_outliers`` adds uniform-noise images. ``outlier_ratio`` is the fraction of each
-    open-set domain made of outliers.
+    open-set domain made of outliers. ``rounds`` repeats the sequence of visits (each visit
+    draws its own order, and its own outliers); a ``mixed`` stream pools every round.
     """
-    visits = _visits(data, order, domain)
+    visits = _visits(data, order, domain) * rounds
     names = list(dict.fromkeys(visits))
     index = {n: i for i, n in enumerate(names)}
     lo, hi = float(data.train.x.min()), float(data.train.x.max())
@@ -187,8 +192,9 @@ def _with_outliers(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Relabel held-out classes as outliers (-1), then add noise images up to ``ratio`` of the total.
 
-    With held-out classes and no noise, the held-out samples are subsampled (or all kept) to
-    reach ``ratio``; with noise, noise images fill the rest of the outlier budget.
+    The outlier budget is ``ratio / (1 - ratio)`` times the inliers. Held-out samples fill it
+    alone (as many as there are), noise images alone, or, with both, half of it each (noise
+    fills whatever the held-out samples cannot).
     """
     y = y.copy()
     is_out = np.isin(y, held_out)
@@ -196,8 +202,8 @@ def _with_outliers(
     inliers = int((~is_out).sum())
     wanted = int(round(ratio / (1.0 - ratio) * inliers))
     out_idx = np.flatnonzero(is_out)
-    if len(out_idx) > wanted or not noise:
-        out_idx = rng.choice(out_idx, size=min(wanted, len(out_idx)), replace=False)
+    quota = wanted // 2 if noise else wanted
+    out_idx = rng.choice(out_idx, size=min(quota, len(out_idx)), replace=False)
     keep = np.sort(np.concatenate([np.flatnonzero(~is_out), out_idx]))
     x, y = x[keep], y[keep]
     n_noise = wanted - len(out_idx) if noise else 0

@@ -19,7 +19,8 @@ Metrics (``split`` / ``step``):
   and ``outliers``;
 - run facts (``run``): ``needs_source`` (0/1), ``reset_per_domain`` (0/1), ``updates_<what>`` = 1.
 
-``summarize`` draws ``plots/online_error.png``: online error along the stream per variant.
+``summarize`` draws ``plots/online_error.png``: online error along the stream per variant
+(one file per setting when the spec has a grid over the scenario or other blocks).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class TTAScenario(BaseModel):
 
     order: Order = Field("continual", description="stream order: single | continual | gradual | mixed | dirichlet | open_set")
     batch_size: int = Field(64, ge=1, description="test samples per batch (the unit of one adaptation step)")
+    rounds: int = Field(1, ge=1, description="visit the whole sequence of domains this many times (a longer stream)")
     reset: Literal["never", "per_domain"] = Field("never", description="reset the method at every domain change")
     domain: str | None = Field(None, description="the domain of order: single (default: the dataset's first)")
     shuffle: bool = Field(True, description="shuffle samples within each domain (seeded by the run seed)")
@@ -115,18 +117,19 @@ class TTATask(Task):
         rng = np.random.default_rng([run.seed % 2**63, 7])
         stream = build_stream(
             data, scenario.order, scenario.batch_size, rng, domain=scenario.domain, shuffle=scenario.shuffle,
-            max_per_domain=scenario.max_per_domain, delta=scenario.delta, outlier_ratio=scenario.outlier_ratio,
+            max_per_domain=scenario.max_per_domain, delta=scenario.delta, rounds=scenario.rounds, outlier_ratio=scenario.outlier_ratio,
             noise_outliers=scenario.outliers in ("noise", "both"),
             held_out_classes=tuple(scenario.held_out_classes) if scenario.outliers != "noise" else (),
         )
 
         method_cls = registry.get(self.method_kind, run.method)
         method = method_cls(method_cls.Params.model_validate(run.params))
-        source = SourceInfo(num_classes=data.num_classes, train=source_data.train if method_cls.needs_source else None)
-        ctx.metric("needs_source", float(method_cls.needs_source), split="run")
+        # read from the instance: a parameter (rmt's source_free, sfda_prior's prior) can turn it off
+        source = SourceInfo(num_classes=data.num_classes, train=source_data.train if method.needs_source else None)
+        ctx.metric("needs_source", float(method.needs_source), split="run")
         ctx.metric("reset_per_domain", float(scenario.reset == "per_domain"), split="run")
-        ctx.metric(f"updates_{method_cls.updates}", 1.0, split="run")
-        ctx.log(f"method {run.method}: updates {method_cls.updates}, needs_source={method_cls.needs_source}, "
+        ctx.metric(f"updates_{method.updates}", 1.0, split="run")
+        ctx.log(f"method {run.method}: updates {method.updates}, needs_source={method.needs_source}, "
                 f"reset={scenario.reset}, order={scenario.order}, {len(stream)} samples in "
                 + ", ".join(f"{s.name}={s.stop - s.start}" for s in stream.segments))
 
@@ -189,17 +192,37 @@ class TTATask(Task):
             ctx.metrics(outlier_detection(online, stream.outlier), split="stream")
 
     def summarize(self, spec_name: str, metrics, plots_dir: Path) -> list[Path]:
-        """``online_error.png``: per-batch online error along the stream, one line per variant (mean ± std over seeds)."""
+        """Online error along the stream, one line per method variant (mean ± std over seeds).
+
+        Each run's per-batch error is smoothed by a trailing mean over ``max(1, batches / 40)``
+        batches (said on the y axis).
+
+        ``online_error.png`` when the spec has one setting; with a grid over the other blocks,
+        one ``online_error_<setting>.png`` per setting (the label in the variant's brackets),
+        so that lines are only drawn against others on the same stream.
+        """
         from infobench.plots import line_plot
 
         rows = metrics[(metrics["metric"] == "error") & (metrics["split"] == "stream") & metrics["step"].notna()]
         if rows.empty:
             return []
-        path = Path(plots_dir) / "online_error.png"
-        data = rows.rename(columns={"value": "online error", "step": "batch"})
-        line_plot(data, x="batch", y="online error", hue="variant", path=path,
-                  title=f"{spec_name}: online error along the stream")
-        return [path]
+        data = rows.rename(columns={"value": "online error", "step": "batch"}).sort_values(["run_id", "batch"])
+        # a trailing moving average per run, so that a long stream shows trends, not batch noise
+        window = max(1, round(data["batch"].max() / 40))
+        data["online error"] = data.groupby("run_id")["online error"].transform(
+            lambda v: v.rolling(window, min_periods=1).mean())
+        setting = data["variant"].str.extract(r"\[(.*)\]$", expand=False).fillna("")
+        written = []
+        for label in dict.fromkeys(setting):
+            part = data[setting == label].copy()
+            part["variant"] = part["variant"].str.replace(r" \[.*\]$", "", regex=True)
+            slug = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)
+            path = Path(plots_dir) / (f"online_error_{slug}.png" if label else "online_error.png")
+            title = f"{spec_name}: online error along the stream" + (f"\n{label}" if label else "")
+            line_plot(part, x="batch", y="online error", hue="variant", path=path, title=title,
+                      ylabel=f"online error (mean of the last {window} batches)" if window > 1 else "online error")
+            written.append(path)
+        return written
 
 
 def outlier_detection(logits: np.ndarray, outlier: np.ndarray) -> dict[str, float]:

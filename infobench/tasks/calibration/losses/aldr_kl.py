@@ -10,7 +10,7 @@ distributions p of the margin-shifted logit differences, KL-regularised towards 
 
 ALDR-KL gives each training sample i its own lambda_i, adapted with a penalty
 (alpha log C / (2 lambda_0)) (lambda_i - lambda_0)^2: with p_i = softmax(z_i / lambda_i) at the
-current lambda_i, the maximiser is
+current lambda_i, the closed-form update (as in the authors' implementation) is
 
     lambda_i <- lambda_0 (1 - KL(p_i, 1/C) / (alpha log C)),
 

@@ -20,14 +20,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.optimize import minimize
 
-from infobench.tasks.calibration.methods.base import Calibrator, check_logits
-
-
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of (n, C) scores in float64, stable for any finite input."""
-    z = np.asarray(z, dtype=np.float64)
-    top = z.max(axis=1, keepdims=True)
-    return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+from infobench.tasks.calibration.methods.base import Calibrator, check_logits, log_softmax
 
 
 def fit_affine(

@@ -24,6 +24,9 @@ class Calibrator:
     """
 
     Params: ClassVar[type[BaseModel]] = NoParams
+    # True for calibrators that also look at the inputs through the model (``ca``): the task
+    # then calls ``bind(model)`` first and passes ``x=`` to ``fit`` and ``calibrated_log_probs``.
+    uses_inputs: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None):
         self.params = params if params is not None else self.Params()
@@ -40,13 +43,18 @@ class Calibrator:
 
     def calibrated_log_probs(self, logits: np.ndarray) -> np.ndarray:
         """Log-probabilities of the calibrated distribution, shape (n, C), float64."""
-        z = np.asarray(self.calibrated_logits(logits), dtype=np.float64)
-        top = z.max(axis=1, keepdims=True)
-        return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
+        return log_softmax(self.calibrated_logits(logits))
 
     def fitted(self) -> dict[str, float]:
         """Scalar fitted parameters worth reporting (e.g. the temperature)."""
         return {}
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of (n, C) scores in float64, stable for any finite input."""
+    z = np.asarray(z, dtype=np.float64)
+    top = z.max(axis=1, keepdims=True)
+    return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
 
 
 def check_logits(logits: np.ndarray, labels: np.ndarray | None = None) -> None:

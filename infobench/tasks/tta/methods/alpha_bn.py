@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor
 
-from infobench.models.base import Classifier
 from infobench.registry import register
-from infobench.tasks.tta.common import use_mixed_stats
-from infobench.tasks.tta.methods.base import SourceInfo, TTAMethod
+from infobench.tasks.tta.common import MixedStatsMethod
 
 
 @register("tta.method", "alpha_bn")
-class AlphaBN(TTAMethod):
+class AlphaBN(MixedStatsMethod):
     """BN statistics mixed as test_weight * test batch + (1 - test_weight) * source.
 
     You, Li, Cai, Wang, "Test-time Batch Statistics Calibration for Covariate Shift",
@@ -35,15 +31,5 @@ class AlphaBN(TTAMethod):
             0.1, ge=0, le=1, description="weight of the test-batch statistics (source gets 1 - test_weight)"
         )
 
-    updates = "bn_stats"
-
-    def setup(self, model: Classifier, source: SourceInfo) -> None:
-        self.model = model
-        use_mixed_stats(model, "alpha_bn", test_weight=self.params.test_weight)
-
-    def adapt_and_predict(self, x: Tensor) -> Tensor:
-        with torch.inference_mode():
-            return self.model(x)
-
-    def reset(self) -> None:
-        """Nothing to reset: statistics are recomputed from every batch."""
+    def mixing(self) -> dict[str, float]:
+        return {"test_weight": self.params.test_weight}

@@ -15,7 +15,7 @@ from infobench.tasks.tta.methods.shuffle import destroy_objects
 
 
 def plpd(logits: Tensor, logits_destroyed: Tensor) -> Tensor:
-    """Pseudo-label probability difference (DeYO, Eq. 5): (n, C), (n, C) -> (n,).
+    """Pseudo-label probability difference (DeYO, Sec. 3): (n, C), (n, C) -> (n,).
 
     ``PLPD = p(x)[y] - p(x')[y]`` with ``y = argmax p(x)`` and ``x'`` the object-destroyed input.
     """
@@ -44,7 +44,8 @@ class DeYO(EntropyMinimization):
     """Entropy filter 0.5 ln C + PLPD filter 0.2 from a patch/segment shuffle; weights exp(-(H-E0)) + exp(PLPD).
 
     Lee, Jung, Lee, Kim, Kim, "Entropy is not Enough for Test-Time Adaptation: From the
-    Perspective of Disentangled Factors", ICLR 2024 (Eq. 5-8). For a test batch,
+    Perspective of Disentangled Factors", ICLR 2024, Sec. 3 (PLPD, sample selection and
+    weighting). For a test batch,
 
         PLPD(x) = p(x)[y_hat] - p(x')[y_hat],   y_hat = argmax p(x),   x' = patch-shuffled x
         S = { x : H(x) < tau_Ent and PLPD(x) > tau_PLPD },   tau_Ent = 0.5 ln C, tau_PLPD = 0.2
@@ -87,3 +88,8 @@ class DeYO(EntropyMinimization):
             weight = torch.ones_like(ent)
         self.last_plpd = score
         return torch.where(keep, weight, torch.zeros_like(weight))
+
+    def loss(self, logits: Tensor, x: Tensor) -> Tensor | None:
+        out = super().loss(logits, x)
+        self.batch_stats["plpd"] = float(self.last_plpd.mean())
+        return out

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor
 
-from infobench.models.base import Classifier
 from infobench.registry import register
-from infobench.tasks.tta.common import use_mixed_stats
-from infobench.tasks.tta.methods.base import SourceInfo, TTAMethod
+from infobench.tasks.tta.common import MixedStatsMethod
 
 
 @register("tta.method", "norm")
-class Norm(TTAMethod):
+class Norm(MixedStatsMethod):
     """BN with test-batch statistics, optionally mixed with source statistics by a prior strength N.
 
     Schneider, Rusak, Eck, Bringmann, Brendel, Bethge, "Improving robustness against common
-    corruptions by covariate shift adaptation", NeurIPS 2020, Eq. 4-5: for a test batch of
+    corruptions by covariate shift adaptation", NeurIPS 2020, the prior-corrected statistics: for a test batch of
     ``n`` samples,
 
         mu    = N / (N + n) * mu_s      + n / (N + n) * mu_t
@@ -35,15 +31,5 @@ class Norm(TTAMethod):
             0.0, ge=0, description="N of Schneider et al.: pseudo-count of the source statistics (0: test batch only)"
         )
 
-    updates = "bn_stats"
-
-    def setup(self, model: Classifier, source: SourceInfo) -> None:
-        self.model = model
-        use_mixed_stats(model, "norm", prior=self.params.prior_strength)
-
-    def adapt_and_predict(self, x: Tensor) -> Tensor:
-        with torch.inference_mode():
-            return self.model(x)
-
-    def reset(self) -> None:
-        """Nothing to reset: statistics are recomputed from every batch."""
+    def mixing(self) -> dict[str, float]:
+        return {"prior": self.params.prior_strength}

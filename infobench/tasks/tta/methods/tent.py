@@ -11,7 +11,7 @@ class Tent(EntropyMinimization):
     """Entropy minimisation of the predictions on BN affine parameters (Adam, lr 1e-3).
 
     Wang, Shelhamer, Liu, Olshausen, Darrell, "Tent: Fully Test-Time Adaptation by Entropy
-    Minimization", ICLR 2021, Eq. 2 and Sec. 3:
+    Minimization", ICLR 2021, the entropy objective:
 
         L(x) = mean_i H(y_i),  H(y) = - sum_c p(y_c) log p(y_c),
 

@@ -1,0 +1,91 @@
+"""Pairwise squared distances and Gram matrices shared by the kernel estimators (KDE, Renyi, DSE, Vendi)."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SubsampleParams(BaseModel):
+    """Parameters of the estimators whose O(n^3) eigen-decompositions run on a random subsample."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_samples: int | None = Field(1000, ge=2, description="rows used (random subsample); None: all")
+    random_state: int = Field(0, ge=0, description="seed of the subsample")
+
+
+class KernelParams(SubsampleParams):
+    width: float | None = Field(None, gt=0, description="Gaussian kernel width; None: Silverman's rule per variable")
+
+
+def sq_dists(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Squared Euclidean distances (n, m) between the rows of ``a`` (n, d) and ``b`` (m, d), float64, >= 0."""
+    import torch
+
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+    tb = ta if b is None else torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
+    with torch.inference_mode():
+        d = torch.cdist(ta, tb, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+    return d.numpy()
+
+
+def log_mean_kernel(a: np.ndarray, scale: float) -> np.ndarray:
+    """ln (1/n) sum_j exp(-|a_i - a_j|^2 / scale) for each row i of ``a`` (n, d), chunked over rows."""
+    from scipy.special import logsumexp
+
+    n = len(a)
+    out = np.empty(n)
+    step = max(1, 2**22 // max(n, 1))
+    for i in range(0, n, step):
+        out[i : i + step] = logsumexp(-sq_dists(a[i : i + step], a) / scale, axis=1) - np.log(n)
+    return out
+
+
+def silverman_width(a: np.ndarray) -> float:
+    """Silverman's rule of thumb for a Gaussian kernel in d dimensions:
+    h = (4 / (d + 2))^(1 / (d + 4)) n^(-1 / (d + 4)) times the mean per-column standard deviation."""
+    n, d = a.shape
+    std = float(np.mean(np.std(a, axis=0)))
+    return (4 / (d + 2)) ** (1 / (d + 4)) * n ** (-1 / (d + 4)) * (std if std > 0 else 1.0)
+
+
+def gaussian_gram(a: np.ndarray, width: float) -> np.ndarray:
+    """K_ij = exp(-|a_i - a_j|^2 / (2 width^2)), (n, n)."""
+    return np.exp(-sq_dists(a) / (2 * width**2))
+
+
+def label_gram(labels: np.ndarray) -> np.ndarray:
+    """K_ij = 1 when rows i and j carry the same symbol, else 0 (the kernel of a discrete variable)."""
+    from infobench.mi.symbols import rows_to_codes
+
+    codes, _ = rows_to_codes(labels)
+    return (codes[:, None] == codes[None, :]).astype(np.float64)
+
+
+def subsample(arrays: list[np.ndarray], max_samples: int | None, seed: int) -> list[np.ndarray]:
+    """The same random ``max_samples`` rows of each array (all rows when there are fewer or None)."""
+    n = len(arrays[0])
+    if max_samples is None or n <= max_samples:
+        return arrays
+    idx = np.sort(np.random.default_rng(seed).choice(n, size=max_samples, replace=False))
+    return [a[idx] for a in arrays]
+
+
+def spectral_entropy(gram: np.ndarray, alpha: float = 1.0) -> float:
+    """Renyi alpha-entropy, in nats, of the eigenvalues of gram / trace(gram) (alpha = 1: von Neumann):
+    S_alpha = ln(sum_i l_i^alpha) / (1 - alpha), S_1 = -sum_i l_i ln l_i."""
+    eig = np.clip(np.linalg.eigvalsh(gram / np.trace(gram)), 0.0, None)
+    eig = eig[eig > 0]
+    if abs(alpha - 1.0) < 1e-12:
+        return float(-(eig * np.log(eig)).sum())
+    return float(np.log((eig**alpha).sum()) / (1 - alpha))
+
+
+def variable_gram(a: np.ndarray, width: float | None) -> np.ndarray:
+    """The Gram matrix of one variable: the label kernel for symbols, else Gaussian (Silverman's width if None)."""
+    from infobench.mi.base import is_discrete
+
+    if is_discrete(a):
+        return label_gram(a)
+    a = np.asarray(a, dtype=np.float64)
+    return gaussian_gram(a, silverman_width(a) if width is None else width)

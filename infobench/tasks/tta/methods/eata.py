@@ -1,0 +1,71 @@
+"""EATA: ETA plus a Fisher-weighted anti-forgetting penalty computed on source samples."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor
+
+from infobench.models.base import Classifier
+from infobench.registry import register
+from infobench.tasks.tta.methods.base import SourceInfo
+from infobench.tasks.tta.methods.eta import ETA, ETAParams
+
+
+class EATAParams(ETAParams):
+    """ETA's fields plus the anti-forgetting regulariser."""
+
+    fisher_alpha: float = Field(2000.0, ge=0, description="beta: strength of the Fisher penalty")
+    fisher_size: int = Field(2000, ge=1, description="source samples the diagonal Fisher is estimated on")
+    fisher_batch_size: int = Field(64, ge=1, description="batch size of the Fisher estimate")
+
+
+@register("tta.method", "eata")
+class EATA(ETA):
+    """ETA plus the anti-forgetting Fisher penalty from source samples (Niu et al., ICML 2022).
+
+    Niu, Wu, Zhang, Chen, Zheng, Zhao, Tan, "Efficient Test-Time Model Adaptation without
+    Forgetting", ICML 2022, anti-forgetting regulariser: with theta_0 the source BN affine parameters,
+
+        R(theta) = sum_i w(theta_i) (theta_i - theta_0,i)^2,
+        w(theta_i) = 1/Q sum_q (d/d theta_i  CE(f(x_q), argmax f(x_q)))^2      (diagonal Fisher)
+        L = L_ETA + beta * R,   beta = 2000
+
+    The Fisher is estimated once at set-up on ``fisher_size`` samples of the source training
+    split, labelled by the model's own predictions (no labels are read, as in the paper),
+    with BN normalising by each Fisher batch's statistics, gradients squared per batch and
+    averaged over batches (the authors' code). Needs source data.
+    """
+
+    Params = EATAParams
+    needs_source = True
+
+    def setup(self, model: Classifier, source: SourceInfo) -> None:
+        if source.train is None or len(source.train) == 0:
+            raise ValueError("eata needs source samples for its Fisher estimate; SourceInfo.train is empty")
+        super().setup(model, source)
+        self.anchor = [p.detach().clone() for p in self.adapted]
+        self.fisher = self.estimate_fisher(source.train.x)
+
+    def estimate_fisher(self, x_source) -> list[Tensor]:
+        """Diagonal Fisher of the adapted parameters on ``fisher_size`` random source samples."""
+        n = min(self.params.fisher_size, len(x_source))
+        idx = torch.randperm(len(x_source))[:n]
+        x = torch.as_tensor(x_source)[idx].float()
+        fisher = [torch.zeros_like(p) for p in self.adapted]
+        # a batch of one sample has no batch statistics to normalise with
+        batches = [xb for xb in x.split(self.params.fisher_batch_size) if len(xb) > 1]
+        for xb in batches:
+            logits = self.model(xb)
+            loss = F.cross_entropy(logits, logits.argmax(1))
+            grads = torch.autograd.grad(loss, self.adapted)
+            for f, g in zip(fisher, grads):
+                f += g.pow(2)
+        return [f / len(batches) for f in fisher]
+
+    def regulariser(self) -> Tensor | None:
+        if self.params.fisher_alpha == 0:
+            return None
+        penalty = sum((f * (p - a).pow(2)).sum() for f, p, a in zip(self.fisher, self.adapted, self.anchor))
+        return self.params.fisher_alpha * penalty

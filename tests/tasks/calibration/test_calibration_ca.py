@@ -1,0 +1,58 @@
+"""Correctness-aware calibration (ca): per-sample temperatures in [0.1, 10] that keep the argmax
+and lower the class-balanced confidence-vs-correctness error they are fitted to."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from infobench.metrics import softmax
+from infobench.tasks.calibration.methods.ca import CorrectnessAware, views
+
+
+def balanced_error(probs: np.ndarray, labels: np.ndarray) -> float:
+    conf, correct = probs.max(1), probs.argmax(1) == labels
+    return 0.5 * (np.mean((conf[correct] - 1) ** 2) + np.mean(conf[~correct] ** 2))
+
+
+@pytest.fixture(scope="module")
+def signals():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 1, 20)).astype(np.float32)
+    labels = (x[:, 0, :3].sum(1) > 0).astype(int) + 2 * (x[:, 0, 5] > 0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(20, 4))
+    with torch.no_grad():
+        model[1].weight.mul_(8.0)  # an over-confident, mostly wrong classifier
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(x)).numpy().astype(np.float64)
+    return model, x, logits, labels
+
+
+def test_ca_keeps_the_argmax_and_lowers_its_objective(signals):
+    model, x, logits, labels = signals
+    cal = CorrectnessAware(CorrectnessAware.Params(steps=80)).bind(model).fit(logits, labels, x=x)
+    calibrated = cal.calibrated_logits(logits, x=x)
+    np.testing.assert_array_equal(calibrated.argmax(1), logits.argmax(1))
+    temperature = logits[:, 0] / calibrated[:, 0]
+    assert np.all((temperature >= 0.1 - 1e-6) & (temperature <= 10 + 1e-6))
+    assert balanced_error(softmax(calibrated), labels) < balanced_error(softmax(logits), labels)
+    np.testing.assert_allclose(np.exp(cal.calibrated_log_probs(logits, x=x)), softmax(calibrated), atol=1e-9)
+
+
+def test_views_keep_the_shape_and_need_images_or_signals():
+    images = torch.rand(5, 1, 8, 8)
+    for view in views(images):
+        assert view.shape == images.shape
+    flat_image = torch.ones(2, 1, 9, 9)
+    # contrast around the mean and blur leave a constant image unchanged
+    assert torch.allclose(views(flat_image)[2], flat_image) and torch.allclose(views(flat_image)[4], flat_image)
+    with pytest.raises(ValueError, match=r"images \(n, ch, h, w\) or signals"):
+        views(torch.ones(3, 4))
+
+
+def test_ca_refuses_to_fit_without_inputs(signals):
+    model, x, logits, labels = signals
+    with pytest.raises(ValueError, match="needs the validation inputs x"):
+        CorrectnessAware().bind(model).fit(logits, labels)
