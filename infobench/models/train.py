@@ -78,7 +78,8 @@ def build_model(
         return cls(params, tuple(input_shape), num_classes)
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer a TrainConfig names, over all of ``model``'s parameters."""
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(
@@ -86,7 +87,7 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     )
 
 
-def _batches(order: Tensor, batch_size: int) -> Iterator[Tensor]:
+def index_batches(order: Tensor, batch_size: int) -> Iterator[Tensor]:
     """Index chunks of ``order``; a trailing single example is skipped.
 
     BatchNorm cannot normalise a batch of one in training mode; the skipped example lands
@@ -127,7 +128,7 @@ def train_classifier(
     n = len(y)
     if n == 0:
         raise ValueError("cannot train on an empty split")
-    optimizer = _make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg)
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
         if cfg.schedule == "cosine"
@@ -140,7 +141,7 @@ def train_classifier(
         for epoch in track(range(1, cfg.epochs + 1), "train", cfg.epochs):
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
-            for idx in _batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
+            for idx in index_batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
                 xb, yb = x[idx], y[idx]
                 logits = model(xb)
                 loss = loss_fn(logits, yb)

@@ -104,6 +104,7 @@ class DistillTask(Task):
     """Knowledge distillation from a cached (or co-trained) teacher to a small student."""
 
     method_kind = "distill.loss"
+    extra_kinds = {"teacher objectives (teacher.objective)": "distill.teacher"}
     Scenario = DistillScenario
     blocks = {"teacher": TeacherBlock, "student": StudentBlock}
     summary_metrics = ("accuracy", "accuracy_best", "nll", "ece", "agreement", "kl_teacher_student")

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from infobench.data.base import Split
 from infobench.errors import DivergedError
-from infobench.models.train import TrainConfig, _batches, _make_optimizer
+from infobench.models.train import TrainConfig, index_batches, make_optimizer
 from infobench.progress import track
 from infobench.tasks.distill.common import DistillLoss, FeatureTap
 
@@ -87,7 +87,7 @@ def train_student(
     t_logits_all = t_feats_all = None
     if online:
         t_tap = FeatureTap(teacher.model, loss_fn.teacher_layer) if loss_fn.teacher_layer else None
-        t_opt = _make_optimizer(teacher.model, teacher.online_config)
+        t_opt = make_optimizer(teacher.model, teacher.online_config)
         t_sched = _scheduler(t_opt, teacher.online_config)
     elif loss_fn.uses_teacher:
         t_logits_all, t_feats_all = frozen_outputs(teacher.model, x, loss_fn.teacher_layer)
@@ -102,7 +102,7 @@ def train_student(
         val_y = torch.from_numpy(np.ascontiguousarray(val.y, dtype=np.int64))
         val_draw = torch.Generator().manual_seed(seed + 1)
     trained = nn.ModuleList([student, loss_fn])
-    optimizer = _make_optimizer(trained, cfg)
+    optimizer = make_optimizer(trained, cfg)
     scheduler = _scheduler(optimizer, cfg)
     shuffle = torch.Generator().manual_seed(seed)
     try:
@@ -113,7 +113,7 @@ def train_student(
                 if online:
                     teacher.model.train()
                 start = time.perf_counter()
-                for idx in _batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
+                for idx in index_batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
                     xb, yb = x[idx], y[idx]
                     if loss_fn.bilevel:
                         pick = torch.randint(len(val_y), (min(len(idx), len(val_y)),), generator=val_draw)

@@ -99,6 +99,17 @@ def test_alpha_div_takes_the_larger_side_per_sample():
     assert (low > high).any() and (high > low).any()  # both sides get picked on this batch
 
 
+@pytest.mark.parametrize("alpha", [-1.0, 0.0, 0.5, 1.0])
+def test_alpha_div_stays_finite_for_saturated_predictions(alpha):
+    # a confident teacher and a student that puts ~e^-200 on the teacher's class
+    s = torch.tensor([[200.0, 0.0, 0.0], [0.0, 0.0, 0.0]], requires_grad=True)
+    t = torch.tensor([[0.0, 300.0, 0.0], [0.0, 0.0, 0.0]])
+    value, surrogate = alpha_divergence(s, t, alpha, clip=5.0)
+    (grad,) = torch.autograd.grad(surrogate.sum(), s)
+    assert torch.isfinite(value).all() and torch.isfinite(grad).all()
+    assert value[1] == pytest.approx(0.0, abs=1e-7)
+
+
 def test_scratch_is_the_cross_entropy_and_ignores_the_teacher():
     s, y = random_logits(11), torch.arange(64) % 5
     a = Scratch()(s, random_logits(12), y)

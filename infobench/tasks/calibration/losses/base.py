@@ -76,7 +76,7 @@ def train_with_loss(model: nn.Module, data: DataBundle, cfg: Any, seed: int, los
     (``cfg`` is its ``TrainConfig``). Each row has ``epoch``, ``loss`` and ``val_nll``. With
     ``loss.select_best_val`` the weights of the epoch with the lowest validation NLL are kept.
     """
-    from infobench.models.train import _batches, _make_optimizer
+    from infobench.models.train import index_batches, make_optimizer
     from infobench.progress import track
 
     x = torch.from_numpy(np.ascontiguousarray(data.train.x, dtype=np.float32))
@@ -87,7 +87,7 @@ def train_with_loss(model: nn.Module, data: DataBundle, cfg: Any, seed: int, los
     if n == 0:
         raise ValueError("cannot train on an empty split")
     loss.setup(n, data.num_classes)
-    optimizer = _make_optimizer(model, cfg)
+    optimizer = make_optimizer(model, cfg)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
                  if cfg.schedule == "cosine" else None)
     shuffle = torch.Generator().manual_seed(seed)
@@ -99,7 +99,7 @@ def train_with_loss(model: nn.Module, data: DataBundle, cfg: Any, seed: int, los
             loss.start_epoch(epoch, cfg.epochs, model, x, y)
             model.train()
             total, seen = 0.0, 0
-            for idx in _batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
+            for idx in index_batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
                 value = loss(model(x[idx]), y[idx], idx)
                 number = float(value.detach())
                 if not math.isfinite(number):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -29,16 +31,15 @@ def alpha_divergence(student_logits: Tensor, teacher_logits: Tensor, alpha: floa
     q = q_log.exp().detach()
     log_ratio = p_log - q_log.detach()
     if abs(alpha) < _NEAR:
-        ratio = log_ratio.exp().clamp(max=clip)
-        f = -ratio.log()
-        rho = ratio.log() - 1.0
-        value = (q * f).sum(1)
+        clipped = log_ratio.clamp(max=math.log(clip))  # log of the clipped ratio, never -inf
+        value = -(q * clipped).sum(1)
+        rho = clipped - 1.0
     elif abs(alpha - 1.0) < _NEAR:
-        ratio = log_ratio.exp()
-        value = (q * ratio * log_ratio).sum(1)
-        rho = ratio.clamp(max=clip)
+        # q * (p/q) * log(p/q) = p * log(p/q): no ratio is formed, so q ~ 0 cannot give 0 * inf
+        value = (p_log.exp() * log_ratio).sum(1)
+        rho = log_ratio.clamp(max=math.log(clip)).exp()
     else:
-        powered = (alpha * log_ratio).exp().clamp(max=clip)
+        powered = (alpha * log_ratio).clamp(max=math.log(clip)).exp()
         value = (q * (powered - 1.0)).sum(1) / (alpha * (alpha - 1.0))
         rho = powered / alpha + 1.0 / (alpha * (alpha - 1.0))
     surrogate = -(q * rho * q_log).sum(1)
