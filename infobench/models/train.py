@@ -108,6 +108,8 @@ def train_classifier(
     loss_fn: LossFn | None = None,
     val: Split | None = None,
     on_epoch: EpochHook | None = None,
+    on_epoch_start: Callable[[int, nn.Module], None] | None = None,
+    indexed_loss: bool = False,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place by mini-batch gradient descent; return the per-epoch history.
 
@@ -119,8 +121,11 @@ def train_classifier(
     Each history row has ``epoch`` (1-based, counting completed epochs), ``loss`` and
     ``train_accuracy`` (means over the epoch's mini-batches, in training mode, so free to
     compute), and ``val_accuracy`` (eval mode) when ``val`` is given. ``on_epoch(epoch,
-    model, row)`` runs after each row is built and may add keys to it. A nan or inf loss
-    raises ``DivergedError``. The model is left in eval mode.
+    model, row)`` runs after each row is built and may add keys to it; ``on_epoch_start(epoch,
+    model)`` runs before each epoch. With ``indexed_loss`` the loss is called as
+    ``loss_fn(logits, y, idx)``, ``idx`` being the (b,) indices of the batch in ``train`` (for
+    losses with per-sample state). A nan or inf loss raises ``DivergedError``. The model is
+    left in eval mode.
     """
     loss_fn = loss_fn or F.cross_entropy
     x = torch.from_numpy(np.ascontiguousarray(train.x, dtype=np.float32))
@@ -139,12 +144,14 @@ def train_classifier(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for epoch in track(range(1, cfg.epochs + 1), "train", cfg.epochs):
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, model)
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
             for idx in index_batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
                 xb, yb = x[idx], y[idx]
                 logits = model(xb)
-                loss = loss_fn(logits, yb)
+                loss = loss_fn(logits, yb, idx) if indexed_loss else loss_fn(logits, yb)
                 loss_value = float(loss.detach())
                 if not math.isfinite(loss_value):
                     raise DivergedError(f"loss became {loss_value} at epoch {epoch}")

@@ -6,8 +6,8 @@ post-hoc calibrators and training losses are compared on the same footing. Losse
 depends only on the batch (``logits``, ``labels``) go through the core ``train_classifier``;
 losses that keep per-sample state (ALDR-KL's temperatures, indexed by the loader's sample
 indices) or act between epochs (CaPE's soft targets, best-validation selection) set
-``needs_loop`` and are trained by :func:`train_with_loss`, a copy of the core loop's shape that
-also hands the loss its sample indices.
+``needs_loop`` and are trained by :func:`train_with_loss`: the core loop with the loss called on
+sample indices and hooks between epochs.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from infobench.data.base import DataBundle
-from infobench.errors import DivergedError
 
 
 class NoParams(BaseModel):
@@ -72,50 +71,31 @@ def predict(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
 def train_with_loss(model: nn.Module, data: DataBundle, cfg: Any, seed: int, loss: TrainingLoss) -> list[dict]:
     """Train ``model`` in place on ``data.train`` with ``loss``; returns per-epoch rows.
 
-    Same optimiser, schedule, shuffling and batch rule as ``infobench.models.train.train_classifier``
-    (``cfg`` is its ``TrainConfig``). Each row has ``epoch``, ``loss`` and ``val_nll``. With
-    ``loss.select_best_val`` the weights of the epoch with the lowest validation NLL are kept.
+    The core loop (``infobench.models.train.train_classifier``, ``cfg`` its ``TrainConfig``)
+    with the loss called on sample indices, ``loss.start_epoch`` before each epoch, and a
+    ``val_nll`` column. With ``loss.select_best_val`` the weights of the epoch with the lowest
+    validation NLL are kept.
     """
-    from infobench.models.train import index_batches, make_optimizer
-    from infobench.progress import track
+    from infobench.models.train import train_classifier
 
     x = torch.from_numpy(np.ascontiguousarray(data.train.x, dtype=np.float32))
     y = torch.from_numpy(np.ascontiguousarray(data.train.y, dtype=np.int64))
     val_x = torch.from_numpy(np.ascontiguousarray(data.val.x, dtype=np.float32))
     val_y = torch.from_numpy(np.ascontiguousarray(data.val.y, dtype=np.int64))
-    n = len(y)
-    if n == 0:
-        raise ValueError("cannot train on an empty split")
-    loss.setup(n, data.num_classes)
-    optimizer = make_optimizer(model, cfg)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
-                 if cfg.schedule == "cosine" else None)
-    shuffle = torch.Generator().manual_seed(seed)
-    history: list[dict] = []
-    best_nll, best_state = math.inf, None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for epoch in track(range(1, cfg.epochs + 1), "train", cfg.epochs):
-            loss.start_epoch(epoch, cfg.epochs, model, x, y)
-            model.train()
-            total, seen = 0.0, 0
-            for idx in index_batches(torch.randperm(n, generator=shuffle), cfg.batch_size):
-                value = loss(model(x[idx]), y[idx], idx)
-                number = float(value.detach())
-                if not math.isfinite(number):
-                    raise DivergedError(f"{type(loss).__name__} loss became {number} at epoch {epoch}")
-                optimizer.zero_grad(set_to_none=True)
-                value.backward()
-                optimizer.step()
-                total += number * len(idx)
-                seen += len(idx)
-            if scheduler is not None:
-                scheduler.step()
-            val_nll = float(F.cross_entropy(predict(model, val_x), val_y)) if len(val_y) else math.nan
-            history.append({"epoch": epoch, "loss": total / seen, "val_nll": val_nll})
-            if loss.select_best_val and val_nll < best_nll:
-                best_nll, best_state = val_nll, copy.deepcopy(model.state_dict())
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    loss.setup(len(y), data.num_classes)
+    best: dict[str, Any] = {"nll": math.inf, "state": None}
+
+    def start_epoch(epoch: int, trained: nn.Module) -> None:
+        loss.start_epoch(epoch, cfg.epochs, trained, x, y)
+
+    def end_epoch(epoch: int, trained: nn.Module, row: dict) -> None:
+        row["val_nll"] = float(F.cross_entropy(predict(trained, val_x), val_y)) if len(val_y) else math.nan
+        if loss.select_best_val and row["val_nll"] < best["nll"]:
+            best.update(nll=row["val_nll"], state=copy.deepcopy(trained.state_dict()))
+
+    history = train_classifier(model, data.train, cfg, seed, loss_fn=loss, indexed_loss=True,
+                               on_epoch_start=start_epoch, on_epoch=end_epoch)
+    if best["state"] is not None:
+        model.load_state_dict(best["state"])
     model.eval()
     return history

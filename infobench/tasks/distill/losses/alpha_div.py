@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor
 
 from infobench.registry import register
-from infobench.tasks.distill.common import DistillLoss, check_logit_pair
+from infobench.tasks.distill.common import SoftTargetLoss
 
 _NEAR = 1e-3  # |alpha| or |alpha - 1| below this uses the limiting (KL) form
 
@@ -47,7 +47,7 @@ def alpha_divergence(student_logits: Tensor, teacher_logits: Tensor, alpha: floa
 
 
 @register("distill.loss", "alpha_div")
-class AlphaDivergence(DistillLoss):
+class AlphaDivergence(SoftTargetLoss):
     """Adaptive alpha-divergence KD: per sample max(D_alpha-, D_alpha+)(p_t || p_s), (p_t/p_s)^alpha clipped.
 
     Wang, Gong, Li, Chandra and Liu, "AlphaNet: Improved Training of Supernets with
@@ -77,7 +77,7 @@ class AlphaDivergence(DistillLoss):
                 raise ValueError(f"alpha_min ({self.alpha_min}) must not exceed alpha_max ({self.alpha_max})")
             return self
 
-    def per_sample(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    def divergence(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         """max(D_alpha-, D_alpha+) per sample (b,); its gradient is the chosen side's surrogate."""
         p = self.params
         low, low_grad = alpha_divergence(student_logits, teacher_logits, p.alpha_min, p.clip, p.temperature)
@@ -86,11 +86,3 @@ class AlphaDivergence(DistillLoss):
         value = torch.where(pick_low, low, high)
         grad = torch.where(pick_low, low_grad, high_grad)
         return value + (grad - grad.detach())
-
-    def forward(self, student_logits, teacher_logits, targets, features=None):
-        check_logit_pair(student_logits, teacher_logits, targets)
-        p = self.params
-        loss = p.w_kd * p.temperature**2 * self.per_sample(student_logits, teacher_logits).mean()
-        if p.w_ce > 0:
-            loss = loss + p.w_ce * F.cross_entropy(student_logits, targets)
-        return loss
