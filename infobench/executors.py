@@ -52,7 +52,8 @@ class LokyExecutor:
     def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
         from joblib import Parallel, delayed
 
-        parallel = Parallel(n_jobs=self.jobs, backend="loky", return_as="generator_unordered")
+        # batch_size=1: runs are coarse; joblib's auto-batching would group quick runs and leave a worker idle
+        parallel = Parallel(n_jobs=self.jobs, backend="loky", return_as="generator_unordered", batch_size=1)
         yield from parallel(delayed(fn)(*args) for args in items)
 
 

@@ -271,6 +271,8 @@ def _execute(the_plan: Plan, jobs: int, threads: int | None, console, executor_n
     executor = make_executor(jobs, executor_name, scheduler)
     per_run_threads = threads_per_worker(jobs, threads or spec.threads)
     todo = the_plan.todo
+    if executor.jobs > 1:
+        todo = spread_shared_models(todo)
     summary = Summary(folder=folder.root, planned=len(the_plan.runs), skipped=len(the_plan.runs) - len(todo))
     if not todo and _finished_cleanly(folder):
         return summary  # nothing to run and the figures of the last sweep are complete: write nothing
@@ -302,6 +304,19 @@ def _execute(the_plan: Plan, jobs: int, threads: int | None, console, executor_n
             runs={"planned": summary.planned, "skipped": summary.skipped, **summary.statuses},
         ))
     return summary
+
+
+def spread_shared_models(runs: list[Run]) -> list[Run]:
+    """Order runs so that neighbours differ in seed and setting.
+
+    Runs of one seed and setting share a cached trained model; started side by side, one
+    worker would train it while the others wait on its lock. Variant-major order keeps the
+    runs that start together on different models (stable: spec order within a variant).
+    """
+    first_seen: dict[str, int] = {}
+    for run in runs:
+        first_seen.setdefault(run.variant, len(first_seen))
+    return sorted(runs, key=lambda run: first_seen[run.variant])
 
 
 def _finished_cleanly(folder: ResultsFolder) -> bool:
