@@ -142,3 +142,14 @@ def test_a_killed_sweep_completes_on_rerun_without_duplicates(tmp_path, write_sp
     rows_per_run = metrics.groupby(["method", "run_id"]).size()
     assert (rows_per_run.groupby("method").nunique() == 1).all()  # every run has its full set of rows
     assert not list((out / "tiny").glob(".*.tmp"))
+
+
+def test_parallel_order_keeps_runs_that_share_a_model_apart(tiny_spec):
+    from infobench.runner import spread_shared_models
+
+    tiny_spec["seeds"] = [0, 1, 2]
+    runs = spread_shared_models(validate(tiny_spec).runs())
+    assert [(r.method, r.seed) for r in runs] == [
+        ("uncalibrated", 0), ("uncalibrated", 1), ("uncalibrated", 2),
+        ("temperature", 0), ("temperature", 1), ("temperature", 2),
+    ]
