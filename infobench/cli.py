@@ -105,9 +105,11 @@ def _print_summary(summary) -> None:
     from infobench.results import load_runs
 
     task_names = load_runs([summary.folder])["task"].unique()
-    shown = registry.get("task", task_names[0]).summary_metrics if len(task_names) == 1 else None
+    task = registry.get("task", task_names[0]) if len(task_names) == 1 else None
+    shown = task.summary_metrics if task else None
     try:
-        result = compare([summary.folder], metrics=list(shown) if shown else None)
+        result = compare([summary.folder], metrics=list(shown) if shown else None,
+                         split=task.summary_split if task else None)
     except InfobenchError as exc:
         console.print(f"[yellow]{exc}")
         return

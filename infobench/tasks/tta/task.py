@@ -94,6 +94,7 @@ class TTATask(Task):
     method_kind = "tta.method"
     Scenario = TTAScenario
     summary_metrics = ("error", "error_before", "ece", "kept", "seconds_per_batch")
+    summary_split = "stream"
 
     def run(self, run, ctx: RunContext) -> None:
         import torch

@@ -263,3 +263,17 @@ def test_rmt_and_upl_train_every_parameter_with_test_batch_bn(source_model):
         assert all(p.requires_grad for p in method.model.parameters())
         layers = bn_modules(method.model)
         assert layers and all(m.training and m.running_mean is None for m in layers)
+
+
+def test_rmt_prototypes_are_class_means_of_the_classes_the_source_has(source_model, digits_c):
+    from infobench.data.base import Split
+    from infobench.models.train import extract_features
+
+    keep = digits_c.train.y < 8  # an open-set source: digits 8 and 9 held out
+    source = Split(digits_c.train.x[keep], digits_c.train.y[keep])
+    method = make("rmt", source_model, train=source, warmup_samples=0)
+    feats = extract_features(source_model, source.x)
+    expected = np.stack([feats[source.y == c].mean(0) for c in range(8)])
+    assert method.prototypes.shape == (8, feats.shape[1])
+    assert np.allclose(method.prototypes.numpy(), expected, atol=1e-5)
+    assert torch.isfinite(method.adapt_and_predict(batch(digits_c))).all()

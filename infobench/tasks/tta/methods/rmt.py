@@ -69,7 +69,8 @@ class RMT(TTAMethod):
         theta_t  <- 0.999 theta_t + 0.001 theta_s          (after every Adam step, lr 1e-3)
 
     The source prototypes are the class means of the source model's training features
-    (nearest by cosine similarity). Before the stream, a warm-up of ``warmup_samples`` source
+    (nearest by cosine similarity); a class absent from the source (held out for an open-set
+    stream) has no prototype. Before the stream, a warm-up of ``warmup_samples`` source
     samples trains the student on L_SCE(student, teacher) with a linearly rising learning
     rate and updates the teacher; resets return to the state after the warm-up.
     The prediction is the ensemble f_s(x) + f_t(x) of the logits, made before the update.
@@ -121,12 +122,13 @@ class RMT(TTAMethod):
         else:
             feats = extract_features(model, source.train.x)
             y = source.train.y
-            missing = sorted(set(range(self.num_classes)) - set(np.unique(y).tolist()))
-            if missing:
-                raise InfobenchError(f"rmt: source training split has no samples of classes {missing}")
+            # prototypes serve only a nearest-prototype search, so a class the source never saw
+            # (held out for an open-set stream) simply has none
+            present = np.unique(y)
             sums = np.zeros((self.num_classes, feats.shape[1]))
             np.add.at(sums, y, feats)
-            self.prototypes = torch.from_numpy(sums / np.bincount(y, minlength=self.num_classes)[:, None]).float()
+            means = sums[present] / np.bincount(y, minlength=self.num_classes)[present, None]
+            self.prototypes = torch.from_numpy(means).float()
             self.source = (torch.tensor(source.train.x, dtype=torch.float32), torch.tensor(source.train.y, dtype=torch.int64))
         self.model = model
         student_params = train_all_parameters(model, "rmt")
