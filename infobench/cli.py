@@ -180,7 +180,7 @@ def validate(specs: Annotated[list[Path], typer.Argument(help="spec files", show
             err_console.print(f"[red]✗[/] {exc}", highlight=False)
             bad += 1
             continue
-        console.print(f"[green]✓[/] {path}: {spec.task}, {len(spec.runs())} runs ({len(spec.variants)} variants x {len(spec.seeds)} seeds)")
+        console.print(f"[green]✓[/] {path}: {spec.task}, {len(spec.runs())} runs ({len(spec.variants)} variants x {len(spec.settings)} settings x {len(spec.seeds)} seeds)")
     raise typer.Exit(2 if bad else 0)
 
 
