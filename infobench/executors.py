@@ -67,6 +67,7 @@ class DaskExecutor:
     """
 
     shows_inner_progress = False
+    regather_tries = 3
 
     def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs = jobs
@@ -93,13 +94,22 @@ class DaskExecutor:
                 future = client.submit(fn, *args, pure=False)
                 futures.append(future)
                 args_of[future.key] = args
-            for future in as_completed(futures):
+            pending, gather_failures = as_completed(futures), {}
+            for future in pending:
                 try:
-                    yield future.result()
-                except Exception as exc:  # the task itself was lost (KilledWorker): record, go on
+                    result = future.result()
+                except Exception as exc:
+                    # a finished result can die with its worker before the driver gathers it; the
+                    # scheduler then recomputes it elsewhere, so wait for it again (a few times)
+                    tries = gather_failures[future.key] = gather_failures.get(future.key, 0) + 1
+                    if future.status != "error" and tries <= self.regather_tries:
+                        pending.add(future)
+                        continue
                     if on_error is None:
                         raise
-                    yield on_error(args_of[future.key], exc)
+                    yield on_error(args_of[future.key], exc)  # lost for good (KilledWorker): record, go on
+                    continue
+                yield result
         finally:
             client.close()
             if cluster is not None:
