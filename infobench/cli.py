@@ -81,7 +81,7 @@ def run(
             err_console.print(f"[yellow]interrupted: finished runs are saved in {the_plan.folder.root}; run again to continue")
             raise typer.Exit(130) from None
         ok &= summary.ok
-        _print_summary(summary)
+        _print_summary(summary, the_plan.spec.task)
     raise typer.Exit(0 if ok else 1)
 
 
@@ -96,20 +96,17 @@ def _print_plan(the_plan) -> None:
     console.print(table)
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary, task_name: str) -> None:
     from infobench.compare import compare, rich_tables
 
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
     console.print(f"[bold]{summary.folder}[/]: {summary.planned} runs, {summary.skipped} already finished, {counts} ({summary.seconds:.1f} s)")
     from infobench import registry
-    from infobench.results import load_runs
 
-    task_names = load_runs([summary.folder])["task"].unique()
-    task = registry.get("task", task_names[0]) if len(task_names) == 1 else None
-    shown = task.summary_metrics if task else None
+    task = registry.get("task", task_name)
     try:
-        result = compare([summary.folder], metrics=list(shown) if shown else None,
-                         split=task.summary_split if task else None)
+        result = compare([summary.folder], metrics=list(task.summary_metrics) if task.summary_metrics else None,
+                         split=task.summary_split)
     except InfobenchError as exc:
         console.print(f"[yellow]{exc}")
         return

@@ -119,6 +119,13 @@ def softmax(logits, axis: int = -1) -> np.ndarray:
     return shifted / shifted.sum(axis=axis, keepdims=True)
 
 
+def log_softmax(logits) -> np.ndarray:
+    """Row-wise log-softmax of (n, C) scores, in float64 (calibrators fit on it), stable for any
+    finite input: ``z - logsumexp(z)``."""
+    z = np.asarray(logits, dtype=np.float64)
+    return z - _logsumexp(z)[:, None]
+
+
 def accuracy(probs, labels) -> float:
     """Fraction of samples whose ``argmax_k probs[i, k]`` equals ``labels[i]``, in [0, 1].
 

@@ -75,11 +75,6 @@ def names(kind: str) -> list[str]:
     return sorted(set(_source_index().get(kind, {})) | set(_REGISTRY.get(kind, {})))
 
 
-def kinds() -> list[str]:
-    load_plugins()
-    return sorted(_REGISTRY)
-
-
 def items(kind: str) -> list[tuple[str, Any]]:
     load_plugins()
     return sorted(_REGISTRY.get(kind, {}).items())

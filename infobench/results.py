@@ -9,15 +9,16 @@ are not ``done`` are ignored by readers and purged by the next ``infobench run``
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from infobench.errors import InfobenchError
 
@@ -47,50 +48,47 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
+@contextlib.contextmanager
+def _replacing(path: Path, mode: str) -> Iterator[IO]:
+    """Yield a temp file beside ``path``; on success fsync it and rename it over ``path``.
+
+    On any failure (an exception, Ctrl-C) the temp file is removed and ``path`` is untouched.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"newline": "", "encoding": "utf-8"})) as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
 
 
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file in the same folder, fsync, rename)."""
+    with _replacing(Path(path), "wb" if isinstance(data, bytes) else "w") as f:
+        f.write(data)
+
+
 def atomic_append_rows(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
     """Append CSV rows atomically: copy the file, append, fsync, rename over the original."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
     if not path.exists():
         writer.writeheader()
     for row in rows:
         writer.writerow({c: _cell(row.get(c)) for c in columns})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
-            if path.exists():
-                with open(path, encoding="utf-8", newline="") as existing:
-                    shutil.copyfileobj(existing, out, 1 << 20)
-            out.write(buffer.getvalue())
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with _replacing(path, "w") as out:
+        if path.exists():
+            with open(path, encoding="utf-8", newline="") as existing:
+                shutil.copyfileobj(existing, out, 1 << 20)
+        out.write(buffer.getvalue())
 
 
 def rewrite_rows(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
@@ -109,14 +107,6 @@ def _cell(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value)  # full precision, round-trips exactly
     return value
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

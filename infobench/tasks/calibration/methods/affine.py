@@ -20,7 +20,8 @@ from typing import ClassVar
 import numpy as np
 from scipy.optimize import minimize
 
-from infobench.tasks.calibration.methods.base import Calibrator, check_logits, log_softmax
+from infobench.metrics import log_softmax
+from infobench.tasks.calibration.methods.base import Calibrator, check_logits
 
 
 def fit_affine(

@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from infobench.metrics import softmax
+from infobench.metrics import log_softmax, softmax
 
 
 class NoParams(BaseModel):
@@ -48,13 +48,6 @@ class Calibrator:
     def fitted(self) -> dict[str, float]:
         """Scalar fitted parameters worth reporting (e.g. the temperature)."""
         return {}
-
-
-def log_softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of (n, C) scores in float64, stable for any finite input."""
-    z = np.asarray(z, dtype=np.float64)
-    top = z.max(axis=1, keepdims=True)
-    return z - top - np.log(np.exp(z - top).sum(axis=1, keepdims=True))
 
 
 def check_logits(logits: np.ndarray, labels: np.ndarray | None = None) -> None:

@@ -168,7 +168,7 @@ class CorrectnessAware(Calibrator):
         return softmax(self.calibrated_logits(logits, x))
 
     def calibrated_log_probs(self, logits: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
-        from infobench.tasks.calibration.methods.base import log_softmax
+        from infobench.metrics import log_softmax
 
         return log_softmax(self.calibrated_logits(logits, x))
 
