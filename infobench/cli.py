@@ -59,29 +59,40 @@ def run(
 ) -> None:
     """Run every run of the given specs, skipping those already finished."""
     from infobench import runner
+    from infobench.executors import make_executor
     from infobench.spec import load_spec
 
+    try:
+        pool = make_executor(jobs, executor.value, scheduler)
+    except InfobenchError as exc:
+        raise _fail(exc) from None
+    outlooks = {runner.sweep_outlook(path, set_ or [], out) for path in specs}
+    if not dry_run and "unreadable" not in outlooks and (force or "open" in outlooks):
+        pool.prestart()  # workers start and import while the specs are validated
     try:
         loaded = [load_spec(path, set_ or []) for path in specs]  # all specs valid before anything runs
         plans = [runner.plan(spec, out, force=force) for spec in loaded]
     except InfobenchError as exc:
+        pool.close()
         raise _fail(exc) from None
     if dry_run:
         for the_plan in plans:
             _print_plan(the_plan)
         return
     ok = True
-    for the_plan in plans:
-        try:
-            summary = runner.execute(the_plan, jobs=jobs, threads=threads, console=console,
-                                     executor=executor.value, scheduler=scheduler)
-        except InfobenchError as exc:
-            raise _fail(exc) from None
-        except KeyboardInterrupt:
-            err_console.print(f"[yellow]interrupted: finished runs are saved in {the_plan.folder.root}; run again to continue")
-            raise typer.Exit(130) from None
-        ok &= summary.ok
-        _print_summary(summary, the_plan.spec.task)
+    try:
+        for the_plan in plans:
+            try:
+                summary = runner.execute(the_plan, jobs=jobs, threads=threads, console=console, executor=pool)
+            except InfobenchError as exc:
+                raise _fail(exc) from None
+            except KeyboardInterrupt:
+                err_console.print(f"[yellow]interrupted: finished runs are saved in {the_plan.folder.root}; run again to continue")
+                raise typer.Exit(130) from None
+            ok &= summary.ok
+            _print_summary(summary, the_plan.spec.task)
+    finally:
+        pool.close()
     raise typer.Exit(0 if ok else 1)
 
 

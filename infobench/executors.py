@@ -8,13 +8,31 @@ never stops the sweep.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from infobench.errors import InfobenchError
 
 OnError = Callable[[tuple, BaseException], Any]
+
+
+class Executor(Protocol):
+    """The narrow interface every executor offers the runner."""
+
+    jobs: int
+    shows_inner_progress: bool  # whether runs can draw progress bars in the driver's terminal
+
+    def prestart(self) -> None:
+        """Start workers ahead of the first ``map_unordered`` (may return before they are up)."""
+
+    def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
+        """``fn(*args)`` for each args in ``items``, yielded as each finishes."""
+
+    def close(self) -> None:
+        """Stop what ``prestart`` or ``map_unordered`` started; the executor can be used again after."""
 
 
 def available_cores() -> int:
@@ -36,25 +54,85 @@ class SerialExecutor:
     jobs = 1
     shows_inner_progress = True
 
+    def prestart(self) -> None:
+        """Nothing to start: runs happen in this process."""
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
     def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
         for args in items:
             yield fn(*args)
 
 
 class LokyExecutor:
-    """Runs in ``jobs`` loky processes through joblib; results come back as they finish."""
+    """Runs in ``jobs`` loky processes through joblib; results come back as they finish.
+
+    ``prestart()`` spawns the workers in the background and has each import what every run
+    needs (torch, its optimiser machinery, matplotlib), so that this ~2-3 s per worker
+    overlaps the driver's spec validation instead of delaying the first runs.
+    """
 
     shows_inner_progress = False
 
     def __init__(self, jobs: int):
         self.jobs = jobs
+        self._warming: threading.Thread | None = None
+        self._started = False  # whether worker processes may exist
+
+    def _parallel(self):
+        from joblib import Parallel
+        from joblib._parallel_backends import LokyBackend
+
+        # one backend configuration for warm-up and sweep: joblib then reuses the same worker processes;
+        # batch_size=1: runs are coarse, and auto-batching would group quick runs and leave a worker idle
+        backend = LokyBackend(initializer=warm_worker)
+        return Parallel(n_jobs=self.jobs, backend=backend, return_as="generator_unordered", batch_size=1)
+
+    def prestart(self) -> None:
+        # joblib is imported here, before the thread: two threads importing it at once can see it half-initialised
+        from joblib import delayed
+        from joblib._parallel_backends import LokyBackend  # noqa: F401
+        from joblib.externals.loky import get_reusable_executor  # noqa: F401
+
+        def spawn() -> None:
+            with contextlib.suppress(Exception):  # a failed warm-up only costs the time it would have saved
+                list(self._parallel()(delayed(int)() for _ in range(self.jobs)))
+
+        self._warming = threading.Thread(target=spawn, name="infobench-warm-workers", daemon=True)
+        self._warming.start()
+        self._started = True
 
     def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
-        from joblib import Parallel, delayed
+        from joblib import delayed
 
-        # batch_size=1: runs are coarse; joblib's auto-batching would group quick runs and leave a worker idle
-        parallel = Parallel(n_jobs=self.jobs, backend="loky", return_as="generator_unordered", batch_size=1)
-        yield from parallel(delayed(fn)(*args) for args in items)
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
+        self._started = True
+        yield from self._parallel()(delayed(fn)(*args) for args in items)
+
+    def close(self) -> None:
+        """Stop the worker processes now rather than at interpreter exit."""
+        if not self._started:
+            return
+        from joblib.externals.loky import get_reusable_executor
+
+        if self._warming is not None:  # joined first: joblib's executor exists only once it has run
+            self._warming.join()
+            self._warming = None
+        # reuse=True hands back the executor joblib's Parallel made, whatever its arguments
+        get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
+        self._started = False
+
+
+def warm_worker() -> None:
+    """Worker initializer: import once what every run imports, before the first run arrives."""
+    import matplotlib.backends.backend_agg  # noqa: F401  (figures of every task)
+    import torch
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # the first optimiser imports torch._dynamo (~1 s)
+    import infobench.runner  # noqa: F401
 
 
 class DaskExecutor:
@@ -72,10 +150,13 @@ class DaskExecutor:
     def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs = jobs
         self.scheduler = scheduler
+        self._connecting: threading.Thread | None = None
+        self._connection: tuple | BaseException | None = None
 
-    def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
+    def _connect(self) -> tuple:
+        """(client, cluster or None), with every worker warmed up (``warm_worker``)."""
         try:
-            from distributed import Client, LocalCluster, as_completed
+            from distributed import Client, LocalCluster
         except ImportError:
             raise InfobenchError("--executor dask needs the optional dask extra: pip install 'infobench[dask]'") from None
         cluster = None
@@ -88,6 +169,47 @@ class DaskExecutor:
             cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
                                    dashboard_address=None, silence_logs=40)
             client = Client(cluster)
+        client.run(warm_worker)  # workers that join later (a restart) import on their first run instead
+        return client, cluster
+
+    def prestart(self) -> None:
+        """Connect (or start the LocalCluster) in the background while the driver validates specs."""
+        def connect() -> None:
+            try:
+                self._connection = self._connect()
+            except BaseException as exc:  # re-raised in the driver by map_unordered
+                self._connection = exc
+
+        self._connecting = threading.Thread(target=connect, name="infobench-dask-connect", daemon=True)
+        self._connecting.start()
+
+    def _take_connection(self) -> tuple | BaseException | None:
+        """The prestarted connection (or its error), waiting for it; None if none was started."""
+        if self._connecting is None:
+            return None
+        self._connecting.join()
+        self._connecting, connection, self._connection = None, self._connection, None
+        return connection
+
+    def close(self) -> None:
+        """Close a prestarted connection that no sweep used (``map_unordered`` closes its own)."""
+        connection = self._take_connection()
+        if isinstance(connection, tuple):
+            self._disconnect(*connection)
+
+    @staticmethod
+    def _disconnect(client, cluster) -> None:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+    def map_unordered(self, fn: Callable[..., Any], items: Iterable[tuple], on_error: OnError | None = None) -> Iterator[Any]:
+        connection = self._take_connection()
+        if isinstance(connection, BaseException):
+            raise connection
+        client, cluster = connection or self._connect()
+        from distributed import as_completed
+
         try:
             futures, args_of = [], {}
             for args in items:
@@ -111,9 +233,7 @@ class DaskExecutor:
                     continue
                 yield result
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            self._disconnect(client, cluster)
 
 
 def make_executor(jobs: int, executor: str = "auto", scheduler: str | None = None):

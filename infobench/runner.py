@@ -30,7 +30,7 @@ import yaml
 
 from infobench import __version__, registry
 from infobench.errors import DivergedError, InfobenchError
-from infobench.executors import make_executor, threads_per_worker
+from infobench.executors import Executor, make_executor, threads_per_worker
 from infobench.results import ResultsFolder, atomic_write, write_json
 from infobench.spec import Run, Spec
 
@@ -241,21 +241,27 @@ def _git_commit() -> str:
 
 
 def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=None,
-            executor: str = "auto", scheduler: str | None = None) -> Summary:
+            executor: str | Executor = "auto", scheduler: str | None = None) -> Summary:
     """Run the plan's unfinished runs and record each as it finishes; returns a summary.
+
+    ``executor`` is a name (see ``make_executor``) or an executor already made (and perhaps
+    prestarted) for ``jobs`` workers.
 
     A results folder that cannot be written (disk full, read-only) stops the sweep with an
     ``InfobenchError``; what was already recorded stays intact because every write is atomic.
     """
+    if isinstance(executor, str):
+        with contextlib.closing(make_executor(jobs, executor, scheduler)) as made:
+            return execute(the_plan, jobs, threads, console, made)
     try:
-        return _execute(the_plan, jobs, threads, console, executor, scheduler)
+        return _execute(the_plan, jobs, threads, console, executor)
     except OSError as exc:
         where = exc.filename or the_plan.folder.root
         raise InfobenchError(f"cannot write results in {the_plan.folder.root}: {exc.strerror or exc} ({where}); "
                              "runs recorded before this are intact") from None
 
 
-def _execute(the_plan: Plan, jobs: int, threads: int | None, console, executor_name: str, scheduler: str | None) -> Summary:
+def _execute(the_plan: Plan, jobs: int, threads: int | None, console, executor: Executor) -> Summary:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -268,7 +274,6 @@ def _execute(the_plan: Plan, jobs: int, threads: int | None, console, executor_n
     from infobench.progress import use_progress
 
     spec, folder = the_plan.spec, the_plan.folder
-    executor = make_executor(jobs, executor_name, scheduler)
     per_run_threads = threads_per_worker(jobs, threads or spec.threads)
     todo = the_plan.todo
     if executor.jobs > 1:
@@ -317,6 +322,23 @@ def spread_shared_models(runs: list[Run]) -> list[Run]:
     for run in runs:
         first_seen.setdefault(run.variant, len(first_seen))
     return sorted(runs, key=lambda run: first_seen[run.variant])
+
+
+def sweep_outlook(spec_path: str | Path, overrides: list[str], out_root: str | Path) -> str:
+    """A cheap guess, before validation, of what ``run`` will do with a spec: ``unreadable``
+    (validation will stop at once), ``finished`` (its results folder records a finished sweep)
+    or ``open``. It only decides whether to start workers early; a wrong guess costs seconds,
+    never results."""
+    from infobench.spec import NAME_PATTERN, apply_overrides, read_spec_file
+
+    try:
+        raw = apply_overrides(read_spec_file(spec_path), overrides, str(spec_path))
+    except InfobenchError:
+        return "unreadable"
+    name = raw.get("name") if isinstance(raw, dict) else None
+    if isinstance(name, str) and NAME_PATTERN.match(name) and _finished_cleanly(ResultsFolder(Path(out_root) / name)):
+        return "finished"
+    return "open"
 
 
 def _finished_cleanly(folder: ResultsFolder) -> bool:

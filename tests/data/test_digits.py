@@ -64,3 +64,18 @@ def test_loaded_arrays_are_private_copies():
     first = _load()
     first.train.x[:] = 0.5
     assert not np.all(_load().train.x == 0.5)
+
+
+def test_digits_read_without_sklearn_match_load_digits(monkeypatch):
+    from sklearn.datasets import load_digits
+
+    from infobench.data import digits
+
+    raw = load_digits()
+    for bundled in (digits._bundled_digits_file(), digits._bundled_digits_file().with_name("moved.csv.gz")):
+        digits.digit_images.cache_clear()
+        monkeypatch.setattr(digits, "_bundled_digits_file", lambda bundled=bundled: bundled)
+        x, y = digits.digit_images()
+        np.testing.assert_array_equal(x[:, 0] * 16.0, raw.images)
+        np.testing.assert_array_equal(y, raw.target)
+    digits.digit_images.cache_clear()
