@@ -330,3 +330,35 @@ def test_width_bin_index_equals_a_right_closed_binary_search():
         values = np.clip(values, 0, 1)
         expected = np.clip(np.searchsorted(edges, values, side="left") - 1, 0, n_bins - 1)
         np.testing.assert_array_equal(M.width_bin_index(values, n_bins), expected)
+
+
+def test_torch_and_numpy_paths_give_the_same_numbers(monkeypatch):
+    """Row reductions run in torch when it is loaded; without it numpy must agree, ties included."""
+    import torch  # noqa: F401  (loaded: the torch path is taken)
+
+    rng = np.random.default_rng(5)
+    logits = np.round(rng.normal(0, 2, size=(3000, 7)), 1)  # rounding makes many ties in the argmax
+    probs = M.softmax(logits)
+    labels = rng.integers(0, 7, size=3000)
+    readonly = probs.copy()
+    readonly.flags.writeable = False
+
+    def every_metric():
+        return [M.ece(probs, labels), M.mce(probs, labels), M.ace(probs, labels, binning="mass"),
+                M.nll(logits, labels), M.ece(readonly, labels), M.ece(probs.T.copy().T, labels),
+                *M.top_label(probs)[0][:50].tolist()]
+
+    def rejects_nan():
+        for bad in (np.where(np.arange(7) == 3, np.nan, probs), np.where(np.arange(7) == 3, np.inf, probs)):
+            with pytest.raises(ValueError, match="non-finite"):
+                M.ece(bad, labels)
+        with pytest.raises(ValueError, match="sum to 1"):
+            M.ece(probs * 0.99, labels)
+
+    with_torch = every_metric()
+    rejects_nan()
+    monkeypatch.setattr(M, "_loaded_torch", lambda arr: None)
+    numpy_only = every_metric()
+    rejects_nan()
+    assert with_torch[6:] == numpy_only[6:]  # identical predictions: ties go to the lowest index in both
+    np.testing.assert_allclose(with_torch[:6], numpy_only[:6], rtol=1e-12, atol=1e-15)
