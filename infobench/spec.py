@@ -386,11 +386,13 @@ def _named_combos(block: Any, prefix: str, kind: str, problems: list[str]) -> li
             for values, choices in _validated_combos(cls.Params, raw, prefix, problems)]
 
 
-def _named_list_combos(block: Any, kind: str, problems: list[str]) -> list[tuple[dict, dict]]:
-    """A named block, or a list of them (several datasets or models: one setting each)."""
+def _named_list_combos(block: Any, key: str, problems: list[str], kind: str | None = None) -> list[tuple[dict, dict]]:
+    """The named block at ``key``, or a list of them (several datasets or models: one setting
+    each); names are looked up under registry ``kind`` (default: ``key``)."""
+    kind = kind or key
     if isinstance(block, list) and block:
-        return [c for i, item in enumerate(block) for c in _named_combos(item, f"{kind}[{i}]", kind, problems)]
-    return _named_combos(block, kind, kind, problems)
+        return [c for i, item in enumerate(block) for c in _named_combos(item, f"{key}[{i}]", kind, problems)]
+    return _named_combos(block, key, kind, problems)
 
 
 def _label(block: str, choices: dict[str, Any]) -> str:
@@ -448,7 +450,8 @@ def validate(raw: Any, source: str = "<spec>") -> Spec:
 
     # each block: a list of (resolved values, grid choices), one entry per grid combination
     block_combos: dict[str, list[tuple[dict, dict]]] = {
-        "dataset": _named_list_combos(raw.get("dataset"), "dataset", problems),
+        "dataset": _named_list_combos(raw.get("dataset"), "dataset", problems,
+                                      task_cls.dataset_kind if task_cls is not None else "dataset"),
     }
     if task_cls is None or task_cls.uses_model:
         block_combos["model"] = _named_list_combos(raw.get("model"), "model", problems)

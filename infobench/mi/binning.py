@@ -30,6 +30,11 @@ class Binning(PlugInEstimator, MIEstimator):
     bin indices is one symbol T; I(X; T) = H(X) + H(T) - H(X, T) with plug-in entropies
     H = -sum_t p(t) log p(t) over the empirical symbol frequencies.
 
+    ``bin_width`` instead bins every unit with fixed-width bins anchored at 0,
+    ``floor(a / bin_width)``, with no range at all: the binning of Saxe et al., "On the
+    Information Bottleneck Theory of Deep Learning" (ICLR 2018), for unbounded (relu) units,
+    where a range fixed in advance either clips large activations or wastes its bins.
+
     Documented choice: integer or boolean arrays are taken as symbols as they are (a label, a
     discrete input); only float arrays are binned. Rows become symbols through their bytes
     (see ``infobench.mi.symbols``), not ``np.unique(axis=0)``.
@@ -44,11 +49,18 @@ class Binning(PlugInEstimator, MIEstimator):
         scope: Literal["unit", "layer"] = Field(
             "unit", description="observed range per unit, or one range over the whole array"
         )
+        bin_width: float | None = Field(
+            None, gt=0, description="fixed-width bins floor(a / bin_width), no range (Saxe et al. for relu); "
+            "replaces n_bins, range and scope"
+        )
 
         @model_validator(mode="after")
         def _range_ordered(self):
             if self.range is not None and not self.range[0] < self.range[1]:
                 raise ValueError(f"range must be (low, high) with low < high, got {self.range}")
+            clash = {"n_bins", "range", "scope"} & self.model_fields_set
+            if self.bin_width is not None and clash:
+                raise ValueError(f"bin_width fixes the bins by itself; drop {', '.join(sorted(clash))}")
             return self
 
     kinds = ("discrete", "continuous", "mixed")
@@ -58,6 +70,8 @@ class Binning(PlugInEstimator, MIEstimator):
         if is_discrete(a):
             return rows_to_codes(a)
         p = self.params
+        if p.bin_width is not None:
+            return rows_to_codes(np.floor(a / p.bin_width).astype(np.int64))
         if p.range is not None:
             lo, hi = np.full(a.shape[1], p.range[0]), np.full(a.shape[1], p.range[1])
         elif p.scope == "unit":

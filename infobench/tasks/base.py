@@ -73,6 +73,8 @@ class Task:
     - ``Scenario``: pydantic model of the task's ``scenario`` block.
     - ``blocks``: extra top-level spec blocks this task accepts (``teacher``, ``student``).
     - ``uses_model``: whether the spec names a ``model`` (the mi task has none).
+    - ``dataset_kind``: the registry kind its ``dataset`` block names (the mi task's are
+      distributions with known MI, kept out of ``infobench list datasets``).
     - ``summary_metrics``, ``summary_split``: what ``infobench run`` prints when it ends.
     - ``extra_kinds``: other registry kinds its blocks name, listed with its methods by
       ``infobench list methods <task>`` (``{"losses": "calibration.loss"}``).
@@ -82,6 +84,7 @@ class Task:
     Scenario: ClassVar[type[BaseModel]] = NoScenario
     blocks: ClassVar[dict[str, type[BaseModel]]] = {}
     uses_model: ClassVar[bool] = True
+    dataset_kind: ClassVar[str] = "dataset"
     summary_metrics: ClassVar[tuple[str, ...] | None] = None  # shown after a run; None: all
     summary_split: ClassVar[str | None] = None  # the split shown after a run; None: all
     extra_kinds: ClassVar[dict[str, str]] = {}  # other plugins a spec of this task can name

@@ -53,6 +53,23 @@ def test_range_clips_and_scope_layer_shares_edges():
     assert k_layer == 2  # column 2 lies in [0, 1], inside the upper bin of [-5, 5]
 
 
+def test_fixed_width_bins_of_saxe_et_al():
+    rng = np.random.default_rng(3)
+    relu = np.maximum(rng.normal(0, 3, size=(2000, 4)), 0.0)
+    y = (relu.sum(axis=1) > 4).astype(np.int64)
+    fixed = Binning(Binning.Params(bin_width=0.5))
+    # the same bins as n_bins over a range that is a whole number of widths and holds every value
+    top = 0.5 * (np.floor(relu.max() / 0.5) + 1)
+    ranged = Binning(Binning.Params(n_bins=int(round(top / 0.5)), range=(0.0, top)))
+    assert fixed.estimate(relu, y) == pytest.approx(ranged.estimate(relu, y), abs=1e-12)
+    # no range to fall out of: shifting by whole widths changes nothing, a wider bin never adds information
+    assert fixed.estimate(relu + 2.0, y) == pytest.approx(fixed.estimate(relu, y), abs=1e-12)
+    coarse = Binning(Binning.Params(bin_width=1.0)).estimate(relu, relu[:, :1] > 1)
+    assert coarse <= fixed.estimate(relu, relu[:, :1] > 1) + 1e-12
+    with pytest.raises(ValueError, match="bin_width fixes the bins by itself; drop n_bins, range"):
+        Binning.Params(bin_width=0.5, n_bins=10, range=(0.0, 1.0))
+
+
 @pytest.mark.parametrize("width", [1, 8, 9, 40])
 def test_rows_to_codes_equals_unique_rows(width):
     rng = np.random.default_rng(width)

@@ -16,7 +16,7 @@ from infobench.tasks.mi.distributions import StudentT, UniformNoise
 
 
 def make(name: str, **params):
-    cls = registry.get("dataset", name)
+    cls = registry.get("mi.distribution", name)
     return cls(cls.Params(**params))
 
 
@@ -103,8 +103,11 @@ def test_spec_end_to_end_reports_truth_errors_and_skips_unsupported(tmp_path):
 
 
 def test_spec_refuses_a_dataset_without_known_mi_and_a_model_block():
-    with pytest.raises(SpecError, match="not a distribution with known MI"):
+    with pytest.raises(SpecError, match="unknown mi distribution 'digits'.*known: mi-gaussian, mi-mixture"):
         validate(spec(dataset={"name": "digits"}))
+    # the distributions are the mi task's own: not data sets that other tasks (or `list datasets`) offer
+    assert not [n for n in registry.names("dataset") if n.startswith("mi-")]
+    assert "mi-gaussian" in registry.names("mi.distribution")
     with pytest.raises(SpecError, match="trains no model"):
         validate(spec(model={"name": "mlp"}))
     with pytest.raises(SpecError, match="did you mean 'ksg'"):

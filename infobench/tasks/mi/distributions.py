@@ -109,7 +109,7 @@ class Correlated(MIDistribution):
         return rng.standard_normal((n, chol.shape[0])) @ chol.T
 
 
-@register("dataset", "mi-gaussian")
+@register("mi.distribution", "mi-gaussian")
 class Gaussian(Correlated):
     """Multivariate normal (X, Y) with sparse or dense correlation; I = (ln|S_xx| + ln|S_yy| - ln|S|) / 2."""
 
@@ -131,7 +131,7 @@ def student_entropy_offset(nu: float, d: int) -> float:
     return float(gammaln(nu / 2) - gammaln((nu + d) / 2) + (nu + d) / 2 * (digamma((nu + d) / 2) - digamma(nu / 2)))
 
 
-@register("dataset", "mi-student-t")
+@register("mi.distribution", "mi-student-t")
 class StudentT(Correlated):
     """Multivariate Student-t (X, Y): Gaussian MI of its scale matrix plus a dof correction, > 0 even if uncorrelated.
 
@@ -167,7 +167,7 @@ class UniformNoiseParams(DistributionParams):
         return self
 
 
-@register("dataset", "mi-uniform-noise")
+@register("mi.distribution", "mi-uniform-noise")
 class UniformNoise(MIDistribution):
     """X ~ U(0, 1), Y = X + N with N ~ U(-eps, eps): I = w/2 - ln w for w = 2 eps <= 1, else 1/(2w).
 
@@ -199,7 +199,7 @@ class MixtureParams(DistributionParams):
         return self
 
 
-@register("dataset", "mi-mixture")
+@register("mi.distribution", "mi-mixture")
 class Mixture(MIDistribution):
     """Gaussian mixture X against its label Y (discrete-continuous): I = H(Y) - E_x H(Y | x), by quadrature.
 

@@ -33,7 +33,7 @@ class MIScenario(BaseModel):
 
 def distribution(dataset_cfg: dict[str, Any]) -> MIDistribution:
     """The distribution named by a resolved ``dataset`` block."""
-    cls = registry.get("dataset", dataset_cfg["name"])
+    cls = registry.get(MITask.dataset_kind, dataset_cfg["name"])
     return cls(cls.Params.model_validate({k: v for k, v in dataset_cfg.items() if k != "name"}))
 
 
@@ -42,6 +42,8 @@ class MITask(Task):
     """MI estimators against distributions with known mutual information (estimate, error, seconds)."""
 
     method_kind = "mi.estimator"
+    dataset_kind = "mi.distribution"
+    extra_kinds = {"distributions (the dataset block)": "mi.distribution"}
     Scenario = MIScenario
     uses_model = False
     summary_metrics = ("mi_bits", "true_mi_bits", "abs_error_bits", "seconds")
@@ -49,15 +51,6 @@ class MITask(Task):
     @classmethod
     def train_config(cls):
         return None
-
-    @classmethod
-    def check_spec(cls, blocks: dict[str, Any]) -> list[str]:
-        cls_ = registry.get("dataset", blocks["dataset"]["name"])
-        if not issubclass(cls_, MIDistribution):
-            known = [n for n, c in registry.items("dataset") if isinstance(c, type) and issubclass(c, MIDistribution)]
-            return [f"dataset.name: {blocks['dataset']['name']!r} is not a distribution with known MI; "
-                    f"task 'mi' takes one of: {', '.join(known)}"]
-        return []
 
     def run(self, run, ctx: RunContext) -> None:
         cfg = run.config
