@@ -132,3 +132,15 @@ def test_a_list_of_datasets_makes_one_setting_each(tiny_spec):
     assert len(spec.runs()) == 2 * 2 * 2
     tiny_spec["dataset"] = [{"name": "digits"}, {"name": "digitz"}]
     assert any(p.startswith("dataset[1].name: unknown dataset 'digitz'") for p in problems_of(tiny_spec))
+
+
+def test_every_shipped_experiment_validates():
+    from pathlib import Path
+
+    from infobench.spec import load_spec
+
+    shipped = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml"))
+    assert len(shipped) >= 15
+    for path in shipped:
+        spec = load_spec(path)
+        assert len(spec.runs()) >= len(spec.seeds), path
