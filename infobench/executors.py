@@ -146,6 +146,7 @@ class DaskExecutor:
 
     shows_inner_progress = False
     regather_tries = 3
+    connect_timeout = "10s"  # how long to wait for a scheduler given by address
 
     def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs = jobs
@@ -162,7 +163,7 @@ class DaskExecutor:
         cluster = None
         if self.scheduler:
             try:
-                client = Client(self.scheduler, timeout="10s")
+                client = Client(self.scheduler, timeout=self.connect_timeout)
             except OSError as exc:
                 raise InfobenchError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
         else:

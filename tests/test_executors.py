@@ -56,3 +56,32 @@ def test_sweep_outlook_guesses_from_the_file_and_the_results_folder(tmp_path, ti
     (folder / "manifest.json").write_text('{"started": "x", "finished": "y"}')
     assert sweep_outlook(path, [], tmp_path / "results") == "finished"
     assert sweep_outlook(path, ["name=other"], tmp_path / "results") == "open"
+
+
+def test_prestarted_dask_local_cluster_is_warm_and_closed():
+    pytest.importorskip("distributed")
+    from infobench.executors import DaskExecutor
+
+    pool = DaskExecutor(1)
+    pool.prestart()  # the LocalCluster starts in the background
+    results = list(pool.map_unordered(_worker_state, [(i,) for i in range(3)]))
+    assert sorted(index for index, _, _ in results) == [0, 1, 2]
+    assert all(warm for _, _, warm in results)
+    pid = results[0][1]
+    assert pid != os.getpid()
+    pool.close()  # nothing left to close: map_unordered closed its own cluster
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_prestarted_connection_that_fails_is_reported_when_used():
+    pytest.importorskip("distributed")
+    from infobench.errors import InfobenchError
+    from infobench.executors import DaskExecutor
+
+    pool = DaskExecutor(1, scheduler="tcp://127.0.0.1:1")
+    pool.connect_timeout = "1s"
+    pool.prestart()
+    with pytest.raises(InfobenchError, match="cannot reach the Dask scheduler"):
+        list(pool.map_unordered(_worker_state, [(0,)]))
+    pool.close()
