@@ -6,6 +6,7 @@ Exit codes: 0 every run done, 1 some runs failed or diverged, 2 bad input, 130 i
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -23,7 +24,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)  # messages hold paths: never break them mid-line
+# Messages hold paths: never break them mid-line. Written to a file or pipe, tables get room to be
+# read whole (rich would assume 80 columns and squeeze the numbers out of a wide summary).
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 240
+console = Console(soft_wrap=True, width=_PIPED_WIDTH)
 err_console = Console(stderr=True, soft_wrap=True)
 
 
