@@ -58,9 +58,11 @@ class Binning(PlugInEstimator, MIEstimator):
         def _range_ordered(self):
             if self.range is not None and not self.range[0] < self.range[1]:
                 raise ValueError(f"range must be (low, high) with low < high, got {self.range}")
-            clash = {"n_bins", "range", "scope"} & self.model_fields_set
+            # compared with the defaults, not with the fields given: resolved params (every field) come back here
+            defaults = {name: field.default for name, field in type(self).model_fields.items()}
+            clash = [name for name in ("n_bins", "range", "scope") if getattr(self, name) != defaults[name]]
             if self.bin_width is not None and clash:
-                raise ValueError(f"bin_width fixes the bins by itself; drop {', '.join(sorted(clash))}")
+                raise ValueError(f"bin_width fixes the bins by itself; drop {', '.join(clash)}")
             return self
 
     kinds = ("discrete", "continuous", "mixed")

@@ -68,6 +68,9 @@ def test_fixed_width_bins_of_saxe_et_al():
     assert coarse <= fixed.estimate(relu, relu[:, :1] > 1) + 1e-12
     with pytest.raises(ValueError, match="bin_width fixes the bins by itself; drop n_bins, range"):
         Binning.Params(bin_width=0.5, n_bins=10, range=(0.0, 1.0))
+    # a run gets its parameters back fully resolved (every field): they must validate again
+    resolved = Binning.Params(bin_width=0.5).model_dump()
+    assert Binning.Params.model_validate(resolved).bin_width == 0.5
 
 
 @pytest.mark.parametrize("width", [1, 8, 9, 40])
