@@ -244,8 +244,8 @@ def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=N
             executor: str | Executor = "auto", scheduler: str | None = None) -> Summary:
     """Run the plan's unfinished runs and record each as it finishes; returns a summary.
 
-    ``executor`` is a name (see ``make_executor``) or an executor already made (and perhaps
-    prestarted) for ``jobs`` workers.
+    ``executor`` is a name (see ``make_executor``, which takes ``jobs``) or an executor already
+    made (and perhaps prestarted); then its own ``jobs`` count.
 
     A results folder that cannot be written (disk full, read-only) stops the sweep with an
     ``InfobenchError``; what was already recorded stays intact because every write is atomic.
@@ -254,14 +254,14 @@ def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=N
         with contextlib.closing(make_executor(jobs, executor, scheduler)) as made:
             return execute(the_plan, jobs, threads, console, made)
     try:
-        return _execute(the_plan, jobs, threads, console, executor)
+        return _execute(the_plan, threads, console, executor)
     except OSError as exc:
         where = exc.filename or the_plan.folder.root
         raise InfobenchError(f"cannot write results in {the_plan.folder.root}: {exc.strerror or exc} ({where}); "
                              "runs recorded before this are intact") from None
 
 
-def _execute(the_plan: Plan, jobs: int, threads: int | None, console, executor: Executor) -> Summary:
+def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -> Summary:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -274,9 +274,10 @@ def _execute(the_plan: Plan, jobs: int, threads: int | None, console, executor: 
     from infobench.progress import use_progress
 
     spec, folder = the_plan.spec, the_plan.folder
+    jobs = executor.jobs  # the executor's count, never a second one that could disagree with it
     per_run_threads = threads_per_worker(jobs, threads or spec.threads)
     todo = the_plan.todo
-    if executor.jobs > 1:
+    if jobs > 1:
         todo = spread_shared_models(todo)
     summary = Summary(folder=folder.root, planned=len(the_plan.runs), skipped=len(the_plan.runs) - len(todo))
     if not todo and _finished_cleanly(folder):
