@@ -10,7 +10,8 @@
    the max-norm, as infobench's KSG, and must agree with it to rounding on the same data; its
    default metric, "euclidean" (L2 in each marginal, the larger of the two in the joint space),
    is a different estimator: its value and time are shown beside. Both sides are timed on one
-   thread (``THREADS``): torch and the KD-tree queries here, BLAS/OpenMP and ``n_jobs`` there.
+   thread (``THREADS``): the compiled kernels and KD-tree queries here (``workers``), BLAS/OpenMP and
+   ``n_jobs`` there; the first call compiles (or loads numba's cache) outside the timing.
    benchmark-mi needs old numpy, pandas, pydantic and jax, so it lives in its own virtual
    environment, created on first use at ``$BMI_VENV`` (default ``~/.cache/infobench/bmi``) with
    ``BMI_PACKAGES``; ``BMI_PYTHON`` may instead name an interpreter that already has it. The data
@@ -159,6 +160,7 @@ def bmi_run(python: str, x: np.ndarray, y: np.ndarray, metrics: tuple[str, ...])
 def multivariate() -> list[tuple]:
     """Rows (d, n, ours wall, ours CPU, ours estimate, truth, issue-reference ratio, bmi results or None)."""
     python = bmi_python()
+    KSG(KSG.Params(workers=THREADS)).estimate(*gaussian(200, 20))  # numba compiles or loads its cache once
     rows = []
     for d in (5, 20):
         for n in ([4000] if QUICK else [4000, 16000]):

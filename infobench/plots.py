@@ -27,13 +27,16 @@ DPI = 120
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def new_figure(figsize: tuple[float, float], height_ratios: list[float] | None = None):
-    """A new Agg-backed figure and its axes (one per entry of ``height_ratios``)."""
+def new_figure(figsize: tuple[float, float], height_ratios: list[float] | None = None, columns: int = 1):
+    """A new Agg-backed figure and its axes: one per entry of ``height_ratios`` (stacked, sharing
+    x), or ``columns`` side by side (sharing both axes)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
+    if columns > 1:
+        return fig, list(fig.subplots(1, columns, sharex=True, sharey=True))
     if height_ratios is None:
         return fig, [fig.add_subplot()]
     axes = fig.subplots(len(height_ratios), 1, sharex=True, gridspec_kw={"height_ratios": height_ratios})

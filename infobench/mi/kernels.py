@@ -18,6 +18,14 @@ class KernelParams(SubsampleParams):
     width: float | None = Field(None, gt=0, description="Gaussian kernel width; None: Silverman's rule per variable")
 
 
+def _torch_sq_dists(ta, tb):
+    """Squared Euclidean distances between float64 tensors, by differences (no |a|^2 + |b|^2 - 2ab
+    cancellation), clamped at 0."""
+    import torch
+
+    return torch.cdist(ta, tb, compute_mode="donot_use_mm_for_euclid_dist").square_()
+
+
 def sq_dists(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Squared Euclidean distances (n, m) between the rows of ``a`` (n, d) and ``b`` (m, d), float64, >= 0."""
     import torch
@@ -25,20 +33,25 @@ def sq_dists(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
     tb = ta if b is None else torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
     with torch.inference_mode():
-        d = torch.cdist(ta, tb, compute_mode="donot_use_mm_for_euclid_dist") ** 2
-    return d.numpy()
+        return _torch_sq_dists(ta, tb).numpy()
 
 
 def log_mean_kernel(a: np.ndarray, scale: float) -> np.ndarray:
-    """ln (1/n) sum_j exp(-|a_i - a_j|^2 / scale) for each row i of ``a`` (n, d), chunked over rows."""
-    from scipy.special import logsumexp
+    """ln (1/n) sum_j exp(-|a_i - a_j|^2 / scale) for each row i of ``a`` (n, d), chunked over rows.
 
+    Distances and the log-sum-exp stay in torch (float64): scipy's logsumexp over the same blocks
+    was 2x slower, and the KDE bounds of an information plane call this per layer and epoch."""
+    import torch
+
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
     n = len(a)
-    out = np.empty(n)
+    out = torch.empty(n, dtype=torch.float64)
     step = max(1, 2**22 // max(n, 1))
-    for i in range(0, n, step):
-        out[i : i + step] = logsumexp(-sq_dists(a[i : i + step], a) / scale, axis=1) - np.log(n)
-    return out
+    with torch.inference_mode():
+        for i in range(0, n, step):
+            block = _torch_sq_dists(ta[i : i + step], ta).div_(-scale)
+            torch.logsumexp(block, dim=1, out=out[i : i + step])
+    return out.numpy() - np.log(n)
 
 
 def silverman_width(a: np.ndarray) -> float:

@@ -12,7 +12,7 @@ from infobench.mi.symbols import mean_over_labels
 from infobench.registry import register
 
 
-def kl_entropy(a: np.ndarray, k: int, tree_max_dims: int = 15, workers: int = -1) -> float:
+def kl_entropy(a: np.ndarray, k: int, tree_max_dims: int | None = None, workers: int = -1) -> float:
     """Kozachenko-Leonenko differential entropy of the rows of ``a`` (n, d), in nats, max-norm:
     H = psi(N) - psi(k) + d/N sum_i ln(2 r_i), r_i the distance to the k-th neighbour
     (Kraskov et al. 2004, eq. 20 with the unit-diameter cube c_d = 1)."""

@@ -1,8 +1,8 @@
 """Nearest-neighbour primitives in the max-norm, shared by the kNN estimators (KSG, Kozachenko-Leonenko).
 
-Below ``tree_max_dims`` joint dimensions a KD-tree (``scipy.spatial.cKDTree``) is used, in
-float64; above it, exact brute force in torch over chunks of query rows, in float32, where trees
-become slower than computing all distances.
+Up to ``tree_max_dims`` joint dimensions a KD-tree (``scipy.spatial.cKDTree``) is used, in
+float64; above it, exact compiled brute force over blocks of query rows (``infobench.mi.maxnorm``),
+where trees become slower than computing all distances.
 """
 
 from __future__ import annotations
@@ -13,7 +13,19 @@ from collections.abc import Iterator
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-TREE_MAX_DIMS = 15
+
+def use_tree(n: int, dims: int, tree_max_dims: int | None) -> bool:
+    """KD-tree or brute force for n rows of ``dims`` (joint) dimensions.
+
+    With ``tree_max_dims`` set: the tree up to that many dimensions. Unset (None): the faster of
+    the two as measured on one core (benchmarks/bench_mi.py): brute force costs ~n^2 whatever the
+    dimension, the tree ~n^1.4 with a constant growing ~1.6x per dimension, so the tree wins from
+    about n = 2^(10.6 + 0.65 dims) rows: 9k at 4 joint dimensions, 57k at 8, 140k at 10. Two or
+    fewer dimensions always take the tree (and its float64 exactness, which the 1e-6 agreement
+    with scikit-learn rests on)."""
+    if tree_max_dims is not None:
+        return dims <= tree_max_dims
+    return dims <= 2 or np.log2(max(n, 1)) > 10.6 + 0.65 * dims
 
 
 class KNNParams(BaseModel):
@@ -24,7 +36,7 @@ class KNNParams(BaseModel):
     standardize: bool = Field(True, description="divide each column by its standard deviation (as sklearn)")
     jitter: float = Field(1e-10, ge=0, description="relative noise added to break ties (Kraskov et al.; sklearn's 1e-10)")
     random_state: int = Field(0, ge=0, description="seed of the tie-breaking noise")
-    tree_max_dims: int = Field(TREE_MAX_DIMS, ge=1, description="KD-tree up to this many joint dimensions, brute force above")
+    tree_max_dims: int | None = Field(None, ge=1, description="KD-tree up to this many joint dimensions, brute force above; None: the faster for n and the dimension")
     workers: int = Field(-1, ge=-1, description="threads of the KD-tree queries (-1: the run's torch thread count)")
 
 
@@ -49,10 +61,6 @@ def standardize_and_jitter(arrays: list[np.ndarray], params: KNNParams) -> list[
     return out
 
 
-def _chunk_rows(n: int, budget: int = 2**24) -> int:
-    return max(1, min(n, budget // max(n, 1)))
-
-
 def _threads(workers: int) -> int:
     """``workers``, or for -1 the thread count the run gave torch (so --jobs N does not oversubscribe)."""
     if workers > 0:
@@ -62,9 +70,9 @@ def _threads(workers: int) -> int:
     return torch.get_num_threads()
 
 
-def kth_distance(z: np.ndarray, k: int, tree_max_dims: int = TREE_MAX_DIMS, workers: int = -1) -> np.ndarray:
+def kth_distance(z: np.ndarray, k: int, tree_max_dims: int | None = None, workers: int = -1) -> np.ndarray:
     """Max-norm distance of each row of ``z`` (n, d) to its k-th nearest other row."""
-    if z.shape[1] <= tree_max_dims:
+    if use_tree(len(z), z.shape[1], tree_max_dims):
         from scipy.spatial import cKDTree
 
         dist, _ = cKDTree(z).query(z, k=k + 1, p=np.inf, workers=_threads(workers))
@@ -72,15 +80,15 @@ def kth_distance(z: np.ndarray, k: int, tree_max_dims: int = TREE_MAX_DIMS, work
     return joint_kth_and_counts([z], k, workers)[0]
 
 
-def count_within(v: np.ndarray, radius: np.ndarray, tree_max_dims: int = TREE_MAX_DIMS, workers: int = -1) -> np.ndarray:
+def count_within(v: np.ndarray, radius: np.ndarray, tree_max_dims: int | None = None, workers: int = -1) -> np.ndarray:
     """Number of rows of ``v`` (n, d) within max-norm distance <= radius[i] of row i (itself included)."""
     if v.shape[1] == 1:
         return _count_within_1d(v[:, 0], radius)
-    if v.shape[1] <= tree_max_dims:
+    if use_tree(len(v), v.shape[1], tree_max_dims):
         from scipy.spatial import cKDTree
 
         return np.asarray(cKDTree(v).query_ball_point(v, radius, p=np.inf, return_length=True, workers=_threads(workers)))
-    return _brute_counts(v, radius)
+    return _brute_counts(v, radius, workers)
 
 
 def _count_within_1d(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
@@ -105,30 +113,28 @@ def _count_within_1d(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
     return hi - lo
 
 
-def _brute_counts(v: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    import torch
+def _brute_counts(v: np.ndarray, radius: np.ndarray, workers: int = -1) -> np.ndarray:
+    from infobench.mi.maxnorm import counts_within_block
 
-    t = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64))
-    r = torch.from_numpy(np.asarray(radius, dtype=np.float64))
+    cols = np.ascontiguousarray(np.asarray(v, dtype=np.float64).T)
+    r = np.ascontiguousarray(radius, dtype=np.float64)
     out = np.empty(len(v), dtype=np.int64)
-    step = _chunk_rows(len(v))
-    with torch.inference_mode():
-        for i in range(0, len(v), step):
-            d = torch.cdist(t[i : i + step], t, p=float("inf"))
-            out[i : i + step] = (d <= r[i : i + step, None]).sum(1).numpy()
+    _over_row_blocks(len(v), workers, lambda first, last: counts_within_block(cols, r, first, last, out))
     return out
 
 
-def _maxnorm_block(q, columns, out, scratch):
-    """out[i, j] = max_k |q[i, k] - columns[k, j]|: one pass per dimension over a (rows, n) block,
-    in place (vectorised along the n columns, about 1.5x faster than ``torch.cdist(p=inf)``)."""
-    import torch
+def _over_row_blocks(n: int, workers: int, work) -> None:
+    """Call ``work(first, last)`` over blocks of the n rows, interleaved on ``workers`` threads
+    (the compiled kernels release the GIL)."""
+    threads = max(1, min(_threads(workers), n // 64 or 1))
+    if threads == 1:
+        work(0, n)
+        return
+    from concurrent.futures import ThreadPoolExecutor
 
-    torch.sub(q[:, :1], columns[0], out=out).abs_()
-    for k in range(1, q.shape[1]):
-        torch.sub(q[:, k : k + 1], columns[k], out=scratch).abs_()
-        torch.maximum(out, scratch, out=out)
-    return out
+    step = max(64, n // (16 * threads))  # many blocks: threads finish together on a loaded machine
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda first: work(first, min(first + step, n)), range(0, n, step)))
 
 
 @contextlib.contextmanager
@@ -145,53 +151,23 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def joint_kth_and_counts(parts: list[np.ndarray], k: int, workers: int = -1) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Brute force in torch: the k-th neighbour distance eps_i in the joint max-norm of ``parts``
-    (the max of the parts' distances), and for each part the number of other rows at distance
-    strictly below eps_i (KSG's n_x, n_y).
+    """Brute force (compiled, ``infobench.mi.maxnorm``): the k-th neighbour distance eps_i in the
+    joint max-norm of ``parts`` (the max of the parts' distances), and for each part the number of
+    other rows at distance strictly below eps_i (KSG's n_x, n_y).
 
-    Distances are computed in float32 (half the memory traffic of float64); the counts are exact
+    Distances are computed in float32 (twice the vector width of float64); the counts are exact
     for the float32-rounded inputs, which can differ from float64 only on ties closer than 1e-7.
     The returned eps_i is the float64 distance to the neighbour found, so that it can be compared
-    with float64 distances elsewhere (Ross's mixed estimator counts against it). Blocks of rows small enough to stay in cache are shared among ``workers`` Python threads,
-    each running single-threaded torch ops (torch releases the GIL): fine-grained intra-op
-    parallelism on such small blocks collapses on a loaded machine.
+    with float64 distances elsewhere (Ross's mixed estimator counts against it).
     """
-    import torch
+    from infobench.mi.maxnorm import kth_and_counts_block
 
-    rows = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in parts]
-    columns = [r.T.contiguous() for r in rows]
+    parts = [np.asarray(p, dtype=np.float64) for p in parts]
     n = len(parts[0])
+    cols = np.ascontiguousarray(np.hstack(parts).T, dtype=np.float32)
+    starts = np.cumsum([0] + [p.shape[1] for p in parts]).astype(np.int64)
     neighbour = np.empty(n, dtype=np.int64)
-    counts = [np.empty(n, dtype=np.int64) for _ in parts]
-    step = max(1, min(n, 2**17 // max(n, 1)))  # blocks of about 0.5 MB stay in cache
-    starts = list(range(0, n, step))
-    threads = max(1, min(_threads(workers), len(starts)))
-
-    def work(first: int) -> None:
-        blocks = [torch.empty(step, n) for _ in range(len(parts) + 2)]
-        joint, scratch = blocks[-2], blocks[-1]
-        with torch.inference_mode():
-            for i in starts[first::threads]:
-                m = min(step, n - i)
-                dists = [_maxnorm_block(r[i : i + m], c, b[:m], scratch[:m]) for r, c, b in zip(rows, columns, blocks)]
-                joint[:m].copy_(dists[0])
-                for d in dists[1:]:
-                    torch.maximum(joint[:m], d, out=joint[:m])
-                # the row itself is at distance 0, so the (k+1)-th smallest is the k-th neighbour
-                nearest = torch.topk(joint[:m], k + 1, dim=1, largest=False, sorted=True)
-                e = nearest.values[:, -1:]
-                neighbour[i : i + m] = nearest.indices[:, -1].numpy()
-                for c, d in zip(counts, dists):
-                    c[i : i + m] = ((d < e).sum(1, dtype=torch.int32) - 1).numpy()
-
-    with torch_threads(1):
-        if threads == 1:
-            work(0)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(work, range(threads)))
-    eps = np.max([np.abs(np.asarray(p, dtype=np.float64) - np.asarray(p, dtype=np.float64)[neighbour]).max(axis=1)
-                  for p in parts], axis=0)
-    return eps, counts
+    counts = np.empty((len(parts), n), dtype=np.int64)
+    _over_row_blocks(n, workers, lambda first, last: kth_and_counts_block(cols, starts, k, first, last, neighbour, counts))
+    eps = np.max([np.abs(p - p[neighbour]).max(axis=1) for p in parts], axis=0)
+    return eps, list(counts)

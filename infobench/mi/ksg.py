@@ -13,6 +13,7 @@ from infobench.mi.knn import (
     joint_kth_and_counts,
     kth_distance,
     standardize_and_jitter,
+    use_tree,
 )
 from infobench.registry import register
 
@@ -21,7 +22,7 @@ def ksg_mi(x: np.ndarray, y: np.ndarray, params: KNNParams) -> float:
     """KSG algorithm 1 on real-valued x (n, dx), y (n, dy), already validated; nats."""
     n, k = len(x), params.k
     x, y = standardize_and_jitter([x, y], params)
-    if x.shape[1] + y.shape[1] <= params.tree_max_dims:
+    if use_tree(n, x.shape[1] + y.shape[1], params.tree_max_dims):
         eps = kth_distance(np.hstack([x, y]), k, params.tree_max_dims, params.workers)
         radius = np.nextafter(eps, 0)  # strictly closer than the k-th joint neighbour
         nx = count_within(x, radius, params.tree_max_dims, params.workers) - 1
@@ -71,8 +72,9 @@ class KSG(MIEstimator):
     Inputs are divided by their standard deviation and get noise of 1e-10 times
     max(1, mean |column|), drawn from ``RandomState(random_state)`` (x first, then y), the
     preprocessing of scikit-learn's ``mutual_info_regression``: on identical 1-D data the two
-    agree to rounding. A KD-tree serves up to ``tree_max_dims`` joint dimensions, exact
-    chunked brute force (torch) above; 1-D marginal counts use a binary search.
+    agree to rounding. Neighbours come from a KD-tree or from exact compiled brute force,
+    whichever is faster for n and the joint dimension (``knn.use_tree``; ``tree_max_dims``
+    forces the choice); 1-D marginal counts use a binary search.
 
     Documented choices: the raw estimate is returned (it can be slightly negative near
     independence; sklearn clips at 0 unless ``clip_negative``). A discrete label y (integer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infobench.mi.knn import _count_within_1d
+from infobench.mi.knn import _count_within_1d, count_within, joint_kth_and_counts, use_tree
 from infobench.mi.ksg import KSG
 from infobench.mi.sklearn_ksg import SklearnKSG
 
@@ -77,6 +77,36 @@ def test_exact_1d_counts_match_brute_force_at_boundaries():
     r = np.array([0.1, 0.2, 0.1, 0.0, 0.7, 0.0])
     brute = (np.abs(v[None, :] - v[:, None]) <= r[:, None]).sum(1)
     assert (_count_within_1d(v, r) == brute).all()
+
+
+def maxnorm(a: np.ndarray) -> np.ndarray:
+    return np.abs(a[:, None, :] - a[None, :, :]).max(axis=2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_compiled_brute_force_matches_distance_matrices_with_ties(workers):
+    # small integers are exact in float32 and make many equal distances, ties at eps included
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 4, size=(300, 3)).astype(np.float64)
+    y = rng.integers(0, 4, size=(300, 2)).astype(np.float64)
+    dx, dy = maxnorm(x), maxnorm(y)
+    k = 3
+    eps_ref = np.sort(np.maximum(dx, dy), axis=1)[:, k]  # column 0 is the row itself
+    eps, (nx, ny) = joint_kth_and_counts([x, y], k, workers)
+    assert np.array_equal(eps, eps_ref)
+    assert np.array_equal(nx, (dx < eps_ref[:, None]).sum(1) - 1)
+    assert np.array_equal(ny, (dy < eps_ref[:, None]).sum(1) - 1)
+    radius = rng.uniform(0, 2, size=300)
+    forced_brute = count_within(x, radius, tree_max_dims=1, workers=workers)
+    assert np.array_equal(forced_brute, (dx <= radius[:, None]).sum(1))
+    assert np.array_equal(forced_brute, count_within(x, radius, tree_max_dims=99))
+
+
+def test_search_choice_follows_the_measured_crossover_and_can_be_forced():
+    assert use_tree(64000, 2, None) and use_tree(500, 2, None)  # 1-D KSG stays exact (sklearn)
+    assert not use_tree(4000, 10, None) and use_tree(200_000, 10, None)
+    assert use_tree(16000, 4, None) and not use_tree(4000, 4, None)
+    assert use_tree(500, 40, 99) and not use_tree(10**6, 2, 1)
 
 
 def test_bad_input_is_refused():

@@ -13,6 +13,7 @@ from infobench.runner import execute, plan
 from infobench.spec import validate
 from infobench.tasks.mi import transforms
 from infobench.tasks.mi.distributions import StudentT, UniformNoise
+from infobench.tasks.mi.plots import mi_vs_truth, mi_vs_truth_points
 
 
 def make(name: str, **params):
@@ -94,12 +95,29 @@ def test_spec_end_to_end_reports_truth_errors_and_skips_unsupported(tmp_path):
     assert np.allclose(done["true_mi_bits"], -0.5 * np.log2(1 - 0.64))
     assert np.allclose(done["abs_error_bits"], (done["mi_bits"] - done["true_mi_bits"]).abs())
     assert np.allclose(done["rel_error"], done["abs_error_bits"] / done["true_mi_bits"])
+    assert (done["samples"] == 500).all()
     # sklearn has no 2-D estimator: those runs are marked unsupported; on 1-D it equals ksg
     skipped = wide[wide["supported"] == 0].reset_index()
     assert set(skipped["variant"]) == {"sklearn_ksg [dataset.dim_x=2]"} and skipped["mi_bits"].isna().all()
     one_d = wide.xs("ksg [dataset.dim_x=1]")["mi_bits"].to_numpy()
     assert np.allclose(one_d, wide.xs("sklearn_ksg [dataset.dim_x=1]")["mi_bits"].to_numpy(), atol=1e-6)
     assert (tmp_path / "mi-test" / "plots" / "mi_vs_truth.png").is_file()
+
+
+def test_plot_points_are_seed_means_per_variant_with_their_sample_size(tmp_path):
+    s = validate(spec(scenario={"n": {"grid": [200, 400]}}, methods=["ksg"], dataset={"name": "mi-gaussian", "dim_x": 1}))
+    execute(plan(s, tmp_path))
+    m = load_metrics([tmp_path / "mi-test"])
+    points = mi_vs_truth_points(m).set_index("samples")
+    assert sorted(points.index) == [200.0, 400.0]
+    for n in (200, 400):
+        rows = m[(m["variant"] == f"ksg [scenario.n={n}]") & (m["metric"] == "mi_bits")]["value"]
+        assert points.loc[float(n), "estimate"] == pytest.approx(rows.mean())
+        assert points.loc[float(n), "std"] == pytest.approx(rows.std())
+    # results written before runs recorded their sample size still plot, in one panel
+    old = m[m["metric"] != "samples"]
+    assert mi_vs_truth_points(old)["samples"].isna().all()
+    assert mi_vs_truth(old, tmp_path / "old.png") is not None
 
 
 def test_spec_refuses_a_dataset_without_known_mi_and_a_model_block():

@@ -3,10 +3,12 @@
 One run draws ``scenario.n`` samples of the dataset's distribution (seeded by the run seed
 and n), applies one estimator, and reports, in bits: the estimate ``mi_bits``, the truth
 ``true_mi_bits``, ``abs_error_bits`` = |estimate - truth|, ``rel_error`` = abs error / truth
-(left out when the truth is 0), and the estimator's wall-clock ``seconds``. A pair the
+(left out when the truth is 0), the estimator's wall-clock ``seconds`` and the sample size
+``samples`` (the plot's panels). A pair the
 estimator does not support (sklearn's 1-D estimator on 5-D data) records ``supported`` = 0 and
 nothing else; so does a continuous pair for an estimator of a noisy deterministic
-representation (the KDE bounds, which take y = f(x)). After a sweep, ``plots/mi_vs_truth.png`` shows estimate against truth.
+representation (the KDE bounds, which take y = f(x)). After a sweep, ``plots/mi_vs_truth.png``
+shows estimate against truth, one panel per sample size.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class MITask(Task):
         truth = dist.true_mi()
         error = abs(estimate - truth)
         ctx.metrics({"supported": 1.0, "mi_bits": estimate / LN2, "true_mi_bits": truth / LN2,
-                     "abs_error_bits": error / LN2, "seconds": seconds})
+                     "abs_error_bits": error / LN2, "seconds": seconds, "samples": float(scenario.n)})
         if truth > 0:
             ctx.metric("rel_error", error / truth)
         ctx.log(f"{run.method}: {estimate / LN2:.4f} bits (truth {truth / LN2:.4f}) in {seconds:.3f} s")
