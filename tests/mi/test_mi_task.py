@@ -109,7 +109,7 @@ def test_plot_points_are_seed_means_per_variant_with_their_sample_size(tmp_path)
     execute(plan(s, tmp_path))
     m = load_metrics([tmp_path / "mi-test"])
     points = mi_vs_truth_points(m).set_index("samples")
-    assert sorted(points.index) == [200.0, 400.0]
+    assert sorted(points.index) == [200.0, 400.0] and set(points["series"]) == {"ksg"}  # one series over n
     for n in (200, 400):
         rows = m[(m["variant"] == f"ksg [scenario.n={n}]") & (m["metric"] == "mi_bits")]["value"]
         assert points.loc[float(n), "estimate"] == pytest.approx(rows.mean())

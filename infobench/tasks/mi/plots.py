@@ -9,8 +9,9 @@ import numpy as np
 
 def mi_vs_truth_points(metrics):
     """Mean over seeds of (true_mi_bits, mi_bits) per method and variant: a DataFrame with
-    columns method, variant, truth, estimate, std and samples (the sample size; NaN for results
-    written before runs recorded it)."""
+    columns method, variant, series (the method with its own settings, one plotted series),
+    truth, estimate, std and samples (the sample size; NaN for results written before runs
+    recorded it)."""
     final = metrics[metrics["step"].isna() & metrics["metric"].isin(["mi_bits", "true_mi_bits", "samples"])]
     wide = final.pivot_table(index=["method", "variant", "seed"], columns="metric", values="value")
     if "samples" not in wide:
@@ -21,7 +22,10 @@ def mi_vs_truth_points(metrics):
     grouped = wide.groupby(level=["method", "variant"])
     out = grouped.mean().rename(columns={"true_mi_bits": "truth", "mi_bits": "estimate"})
     out["std"] = grouped["mi_bits"].std().fillna(0.0)
-    return out.reset_index()
+    out = out.reset_index()
+    # a series per method and its own settings: the variant without the grid values in brackets
+    out["series"] = out["variant"].str.split(" [", n=1, regex=False).str[0]
+    return out
 
 
 def mi_vs_truth(metrics, path: str | Path, title: str = "") -> Path | None:
@@ -37,23 +41,29 @@ def mi_vs_truth(metrics, path: str | Path, title: str = "") -> Path | None:
     from matplotlib import colormaps
 
     sizes = sorted(points["samples"].dropna().unique()) or [np.nan]
-    fig, axes = new_figure((5.0 * len(sizes) + 1.5, 5.0), columns=len(sizes))
-    colours, markers = colormaps["tab20"], "osD^vP*Xh<>p"
+    fig, axes = new_figure((5.0 * len(sizes) + 2.5, 5.0), columns=len(sizes))
+    tab20, markers = colormaps["tab20"], "osD^vP*Xh<>p"
+    series = sorted(points["series"].unique())
     top = float(np.nanmax(points[["truth", "estimate"]].to_numpy())) * 1.05 + 1e-9
     for ax, size in zip(axes, sizes):
         panel = points if np.isnan(size) else points[points["samples"] == size]
-        for i, (method, group) in enumerate(points.groupby("method")):  # same colour per method in every panel
-            group = panel[panel["method"] == method]
+        for i, name in enumerate(series):  # the same colour and marker per series in every panel
+            group = panel[panel["series"] == name]
             if group.empty:
                 continue
-            label = f"{method} (bound)" if _is_bound(method) else method
+            label = f"{name} (bound)" if _is_bound(group["method"].iloc[0]) else name
+            colour = tab20((2 * i) % 20 + (2 * i) // 20 % 2)  # the 10 strong colours first, then their light twins
             ax.errorbar(group["truth"], group["estimate"], yerr=group["std"], fmt=markers[i % len(markers)], ms=4,
-                        capsize=2, alpha=0.8, color=colours(i % 20), label=label)
+                        capsize=2, alpha=0.8, color=colour, label=label)
         ax.plot([0, top], [0, top], color="black", lw=1, ls="--", label="truth")
         ax.set_xlabel("true I(X; Y) [bits]")
         ax.set_title("all sample sizes" if np.isnan(size) else f"n = {int(size)}")
     axes[0].set_ylabel("estimate [bits]")
-    axes[0].legend(fontsize=7, loc="upper left")
+    legend = {}
+    for ax in axes:  # a series may be missing from some panels
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    fig.legend(legend.values(), legend.keys(), fontsize=7, loc="outside right upper")
     fig.suptitle(title or "MI estimate vs truth")
     return save_png(fig, path)
 
