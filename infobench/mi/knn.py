@@ -37,7 +37,7 @@ class KNNParams(BaseModel):
     jitter: float = Field(1e-10, ge=0, description="relative noise added to break ties (Kraskov et al.; sklearn's 1e-10)")
     random_state: int = Field(0, ge=0, description="seed of the tie-breaking noise")
     tree_max_dims: int | None = Field(None, ge=1, description="KD-tree up to this many joint dimensions, brute force above; None: the faster for n and the dimension")
-    workers: int = Field(-1, ge=-1, description="threads of the KD-tree queries (-1: the run's torch thread count)")
+    workers: int = Field(-1, ge=-1, description="threads of the neighbour search, tree or brute force (-1: the run's torch thread count)")
 
 
 def standardize_and_jitter(arrays: list[np.ndarray], params: KNNParams) -> list[np.ndarray]:
