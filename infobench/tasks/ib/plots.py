@@ -90,9 +90,10 @@ def epochs_figure(table: pd.DataFrame, title: str):
 
 
 def compression_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std (0 for one seed) and n of ``compression_bits`` per (variant, layer)."""
+    """Mean, std (0 for one seed) and n of ``compression_bits`` per (variant, layer), variants in the
+    order the results list them (the spec's order, not the string order that puts l2=0 after l2=0.001)."""
     rows = metrics[metrics["metric"] == "compression_bits"]
-    stats = rows.groupby(["variant", "split"])["value"].agg(mean="mean", std="std", n="count").reset_index()
+    stats = rows.groupby(["variant", "split"], sort=False)["value"].agg(mean="mean", std="std", n="count").reset_index()
     stats["std"] = stats["std"].fillna(0.0)
     return stats.rename(columns={"split": "layer"})
 

@@ -45,3 +45,10 @@ def test_every_figure_is_written_as_png(tmp_path):
     paths = ib_figures(metrics_frame(), tmp_path)
     assert sorted(p.name for p in paths) == ["ib_compression.png", "ib_mi_epochs_binning.png", "ib_plane_binning.png"]
     assert all(p.read_bytes().startswith(PNG_SIGNATURE) for p in paths)
+
+
+def test_compression_variants_keep_the_results_order():
+    rows = [{"variant": f"binning [scenario.l2={l2}]", "seed": 0, "split": "layer1", "step": None,
+             "metric": "compression_bits", "value": 1.0} for l2 in ("0", "0.0001", "0.001")]
+    variants = list(dict.fromkeys(compression_table(pd.DataFrame(rows))["variant"]))
+    assert variants == ["binning [scenario.l2=0]", "binning [scenario.l2=0.0001]", "binning [scenario.l2=0.001]"]
