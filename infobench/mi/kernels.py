@@ -20,7 +20,7 @@ class KernelParams(SubsampleParams):
 
 def _torch_sq_dists(ta, tb):
     """Squared Euclidean distances between float64 tensors, by differences (no |a|^2 + |b|^2 - 2ab
-    cancellation), clamped at 0."""
+    cancellation, so never negative)."""
     import torch
 
     return torch.cdist(ta, tb, compute_mode="donot_use_mm_for_euclid_dist").square_()

@@ -1,8 +1,9 @@
 """Nearest-neighbour primitives in the max-norm, shared by the kNN estimators (KSG, Kozachenko-Leonenko).
 
-Up to ``tree_max_dims`` joint dimensions a KD-tree (``scipy.spatial.cKDTree``) is used, in
-float64; above it, exact compiled brute force over blocks of query rows (``infobench.mi.maxnorm``),
-where trees become slower than computing all distances.
+Each search takes either a KD-tree (``scipy.spatial.cKDTree``, float64) or exact compiled brute
+force over blocks of query rows (``infobench.mi.maxnorm``), whichever ``use_tree`` says is faster
+for the number of rows and dimensions (``tree_max_dims`` forces the choice): trees lose to
+computing all distances as the dimension grows.
 """
 
 from __future__ import annotations
