@@ -35,6 +35,7 @@ class RunContext:
     plots_dir: Path
     logger: logging.Logger
     rows: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def metric(self, metric: str, value: float, split: str = "test", step: int | None = None) -> None:
         """Record one observation. ``step`` is the epoch or batch index; None for final values."""
@@ -52,6 +53,12 @@ class RunContext:
 
     def log(self, message: str) -> None:
         self.logger.info(message)
+
+    def warn(self, message: str) -> None:
+        """Something the user must see although the run finished (a degenerate fit, a filter that
+        kept almost nothing): logged as a warning, stored with the run and shown in the summary."""
+        self.logger.warning(message)
+        self.warnings.append(message)
 
 
 def _all_finite(value: Any) -> bool:
