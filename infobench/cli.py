@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from infobench.errors import InfobenchError
+from infobench.limits import MAX_RUNS
 
 app = typer.Typer(
     name="infobench",
@@ -60,6 +61,8 @@ def run(
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Dask scheduler address tcp://host:port (default: a LocalCluster of --jobs workers)")] = None,
     force: Annotated[bool, typer.Option("--force", help="rerun runs already finished")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the planned runs and exit")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="apply the spec's quick: overrides (a short version of the experiment)")] = False,
+    max_runs: Annotated[int, typer.Option("--max-runs", min=1, help="refuse a spec that expands into more runs than this")] = MAX_RUNS,
 ) -> None:
     """Run every run of the given specs, skipping those already finished."""
     from infobench import runner
@@ -74,7 +77,7 @@ def run(
     if not dry_run and "unreadable" not in outlooks and (force or "open" in outlooks):
         pool.prestart()  # workers start and import while the specs are validated
     try:
-        loaded = [load_spec(path, set_ or []) for path in specs]  # all specs valid before anything runs
+        loaded = [load_spec(path, set_ or [], quick=quick, max_runs=max_runs) for path in specs]  # all valid before anything runs
         plans = [runner.plan(spec, out, force=force) for spec in loaded]
     except InfobenchError as exc:
         pool.close()
@@ -180,14 +183,16 @@ def list_cmd(
 
 @app.command()
 def validate(specs: Annotated[list[Path], typer.Argument(help="spec files", show_default=False)],
-             set_: Annotated[Optional[list[str]], typer.Option("--set", help="override key.path=value")] = None) -> None:
+             set_: Annotated[Optional[list[str]], typer.Option("--set", help="override key.path=value")] = None,
+             quick: Annotated[bool, typer.Option("--quick", help="apply the spec's quick: overrides")] = False,
+             max_runs: Annotated[int, typer.Option("--max-runs", min=1, help="refuse specs of more runs than this")] = MAX_RUNS) -> None:
     """Check specs without running them; prints every problem with its key path."""
     from infobench.spec import load_spec
 
     bad = 0
     for path in specs:
         try:
-            spec = load_spec(path, set_ or [])
+            spec = load_spec(path, set_ or [], quick=quick, max_runs=max_runs)
         except InfobenchError as exc:
             err_console.print(f"[red]✗[/] {exc}", highlight=False)
             bad += 1

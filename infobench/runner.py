@@ -330,14 +330,14 @@ def sweep_outlook(spec_path: str | Path, overrides: list[str], out_root: str | P
     (validation will stop at once), ``finished`` (its results folder records a finished sweep)
     or ``open``. It only decides whether to start workers early; a wrong guess costs seconds,
     never results."""
-    from infobench.spec import NAME_PATTERN, apply_overrides, read_spec_file
+    from infobench.spec import apply_overrides, read_spec_file, valid_name
 
     try:
         raw = apply_overrides(read_spec_file(spec_path), overrides, str(spec_path))
     except InfobenchError:
         return "unreadable"
     name = raw.get("name") if isinstance(raw, dict) else None
-    if isinstance(name, str) and NAME_PATTERN.match(name) and _finished_cleanly(ResultsFolder(Path(out_root) / name)):
+    if valid_name(name) and _finished_cleanly(ResultsFolder(Path(out_root) / name)):
         return "finished"
     return "open"
 

@@ -13,7 +13,7 @@ import hashlib
 import itertools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,19 @@ from pydantic import BaseModel, ValidationError
 
 from infobench import registry
 from infobench.errors import RegistryError, SpecError
+from infobench.limits import MAX_RUNS
 
-NAME_PATTERN = re.compile(r"^[a-z0-9_.-]+$")
-BASE_KEYS = ("name", "task", "description", "seeds", "dataset", "model", "train", "scenario", "methods", "threads")
+NAME_PATTERN = re.compile(r"[a-z0-9_.-]{1,100}")  # used with fullmatch: no trailing newline slips through
+BASE_KEYS = ("name", "task", "description", "seeds", "dataset", "model", "train", "scenario", "methods", "threads",
+             "deterministic", "quick")
+MAX_NODES = 100_000  # values a parsed spec may hold once YAML aliases are expanded
+MAX_DEPTH = 40  # nesting a spec may have (deeper is an attack or a mistake, never a config)
+MAX_NUMBER = 1e12  # no setting of any plugin is this large; larger means a typo or an attack
+
+
+def valid_name(name: Any) -> bool:
+    """Whether ``name`` may name a results folder: [a-z0-9_.-], 1-100 characters, not . or .."""
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None and name not in (".", "..")
 
 
 # ----------------------------------------------------------------------------------------- YAML
@@ -60,9 +70,11 @@ def parse_yaml(text: str, source: str) -> Any:
     try:
         loader = _StrictLoader(text)  # a SafeLoader: no python/object tags are ever constructed
         try:
-            return loader.get_single_data()
+            data = loader.get_single_data()
         finally:
             loader.dispose()
+        check_size(data, source)
+        return data
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -70,6 +82,35 @@ def parse_yaml(text: str, source: str) -> Any:
         raise SpecError(source, [f"not valid YAML{where}: {problem}"]) from None
     except (RecursionError, ValueError, OverflowError) as exc:
         raise SpecError(source, [f"not valid YAML: {exc}"]) from None
+
+
+def check_size(data: Any, source: str, what: str = "the spec") -> None:
+    """Refuse data that would exhaust the machine once expanded: YAML aliases make a 500-byte
+    file stand for billions of values (an 'alias bomb'), and deep nesting overflows the stack.
+
+    Sizes are counted with one memo per object, so the count itself costs only the distinct
+    objects, not the expanded tree.
+    """
+    memo: dict[int, int] = {}
+
+    def size(node: Any, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise SpecError(source, [f"{what} is nested more than {MAX_DEPTH} levels deep"])
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) in memo:
+            return memo[id(node)]
+        children = node.values() if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_NODES:
+                raise SpecError(source, [f"{what} expands to more than {MAX_NODES:,} values "
+                                         "(YAML aliases repeated inside each other?)"])
+        memo[id(node)] = total
+        return total
+
+    size(data, 0)
 
 
 def read_spec_file(path: str | Path) -> Any:
@@ -112,9 +153,12 @@ def apply_overrides(raw: Any, overrides: list[str], source: str) -> Any:
         key, _, text = item.partition("=")
         try:
             parts = _split_path(key.strip())
-            value = yaml.safe_load(text) if text.strip() else ""
-        except (ValueError, yaml.YAMLError) as exc:
+            value = parse_yaml(text, f"--set {key.strip()}") if text.strip() else ""
+        except ValueError as exc:
             problems.append(f"--set {item!r}: {exc}")
+            continue
+        except SpecError as exc:
+            problems.extend(f"--set {key.strip()}: {p}" for p in exc.problems)
             continue
         node = data
         try:
@@ -141,10 +185,50 @@ def apply_overrides(raw: Any, overrides: list[str], source: str) -> Any:
             problems.append(f"--set {item!r}: no such place in the spec")
     if problems:
         raise SpecError(source, problems)
+    check_size(data, source)
     return data
 
 
 # ----------------------------------------------------------------------------------- validation
+
+
+def _number_problems(node: Any, path: str) -> list[str]:
+    """Numbers no setting can mean: not finite, or beyond ``MAX_NUMBER`` (``epochs: 1e40``)."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _number_problems(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _number_problems(v, f"{path}[{i}]")]
+    if isinstance(node, (int, float)) and not isinstance(node, bool):
+        if node != node or abs(node) == float("inf"):
+            return [f"{path}: {node} is not a finite number"]
+        if abs(node) > MAX_NUMBER:
+            return [f"{path}: {_short(node)} is beyond any sensible setting (|value| <= {MAX_NUMBER:g})"]
+    return []
+
+
+def _grid_count(block: Any) -> int:
+    """How many combinations the ``{grid: [...]}`` values of a block (or a list of blocks) make."""
+    if isinstance(block, list):
+        return sum(_grid_count(item) for item in block) or 1
+    if not isinstance(block, dict):
+        return 1
+    count = 1
+    for value in block.values():
+        if _is_grid(value) and isinstance(value["grid"], list):
+            count *= max(1, len(value["grid"]))
+    return count
+
+
+def _run_count(raw: dict[str, Any], block_keys: list[str]) -> int:
+    """Runs a spec will expand into, counted from its grids before anything is expanded."""
+    seeds = raw.get("seeds", [0])
+    count = len(seeds) if isinstance(seeds, list) else 1
+    for key in block_keys:
+        count *= _grid_count(raw.get(key))
+    methods = raw.get("methods")
+    if isinstance(methods, list):
+        count *= max(1, sum(_grid_count(m) for m in methods))
+    return count
 
 
 def _loc(prefix: str, loc: tuple) -> str:
@@ -267,6 +351,8 @@ class Spec:
     methods: list[dict[str, Any]]  # resolved entries, grids kept as {grid: [...]} for spec.yaml
     variants: list[MethodVariant]
     threads: int | None = None
+    deterministic: bool = False
+    quick: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> dict[str, Any]:
         """The spec as written to results/<name>/spec.yaml (a block with a grid lists each value)."""
@@ -279,6 +365,8 @@ class Spec:
         out["methods"] = self.methods
         if self.threads is not None:
             out["threads"] = self.threads
+        if self.deterministic:
+            out["deterministic"] = True
         return out
 
     def runs(self) -> list[Run]:
@@ -399,8 +487,12 @@ def _label(block: str, choices: dict[str, Any]) -> str:
     return ",".join(f"{block}.{k}={_format_value(v)}" for k, v in choices.items())
 
 
-def validate(raw: Any, source: str = "<spec>") -> Spec:
-    """Validate a parsed spec; raises ``SpecError`` listing every problem with its key path."""
+def validate(raw: Any, source: str = "<spec>", max_runs: int = MAX_RUNS) -> Spec:
+    """Validate a parsed spec; raises ``SpecError`` listing every problem with its key path.
+
+    A spec whose grids multiply to more than ``max_runs`` runs is refused before any of them
+    is expanded (naming the product), so a typo in a grid cannot exhaust the machine.
+    """
     from infobench.tasks.base import Task  # the task decides which blocks it accepts
 
     problems: list[str] = []
@@ -427,8 +519,9 @@ def validate(raw: Any, source: str = "<spec>") -> Spec:
     name = raw.get("name")
     if name is None:
         problems.append("name: missing; the results go to results/<name>/")
-    elif not isinstance(name, str) or not NAME_PATTERN.match(name) or name in (".", ".."):
-        problems.append(f"name: {_short(name)} must use only a-z, 0-9, '_', '.', '-' (it names the results folder)")
+    elif not valid_name(name):
+        problems.append(f"name: {_short(name)} must be 1-100 characters of a-z, 0-9, '_', '.', '-' "
+                        "(it names the results folder)")
 
     description = raw.get("description", "")
     if not isinstance(description, str):
@@ -445,8 +538,25 @@ def validate(raw: Any, source: str = "<spec>") -> Spec:
         problems.append(f"seeds: repeated seed in {seeds}")
 
     threads = raw.get("threads")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024):
         problems.append(f"threads: expected a positive integer, got {_short(threads)}")
+    deterministic = raw.get("deterministic", False)
+    if not isinstance(deterministic, bool):
+        problems.append(f"deterministic: expected true or false, got {_short(deterministic)}")
+    quick = raw.get("quick", {})
+    if not isinstance(quick, dict) or not all(isinstance(k, str) for k in quick):
+        problems.append("quick: expected a mapping of key paths to values (the overrides --quick applies)")
+        quick = {}
+    problems.extend(_number_problems({k: v for k, v in raw.items() if k != "quick"}, ""))
+    if problems and any("not a finite number" in p or "beyond any sensible" in p for p in problems):
+        raise SpecError(source, problems)  # nothing below is safe to expand with such numbers
+
+    block_keys = ["dataset", "model", "train", "scenario", *(task_cls.blocks if task_cls else ())]
+    planned = _run_count(raw, block_keys)
+    if planned > max_runs:
+        raise SpecError(source, [*problems, f"the spec expands into {planned:,} runs (seeds x settings x method "
+                                            f"variants), over the limit of {max_runs:,}; shrink the grids or "
+                                            "raise the limit with --max-runs"])
 
     # each block: a list of (resolved values, grid choices), one entry per grid combination
     block_combos: dict[str, list[tuple[dict, dict]]] = {
@@ -502,11 +612,35 @@ def validate(raw: Any, source: str = "<spec>") -> Spec:
         source=source, name=name, task=task_name, description=description, seeds=seeds,
         blocks={k: [values for values, _ in combos] for k, combos in block_combos.items()},
         settings=settings, methods=methods, variants=variants, threads=threads,
+        deterministic=deterministic, quick=quick,
     )
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
-    """Read, override and validate one spec file."""
+def quick_overrides(raw: Any) -> list[str]:
+    """The spec's ``quick:`` block as ``--set`` items (what ``--quick`` applies before ``--set``)."""
+    quick = raw.get("quick") if isinstance(raw, dict) else None
+    if not quick:
+        return []
+    if not isinstance(quick, dict):
+        return []  # validation names the problem
+    return [f"{key}={json.dumps(value)}" for key, value in quick.items()]
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None, quick: bool = False,
+              max_runs: int = MAX_RUNS) -> Spec:
+    """Read, override and validate one spec file.
+
+    With ``quick``, the spec's own ``quick:`` overrides (a short version of the experiment) are
+    applied first, then ``overrides``; the results go to ``<name>-quick`` unless the block names
+    a folder itself. A spec without a ``quick:`` block is an error then.
+    """
     raw = read_spec_file(path)
+    if quick:
+        shortening = quick_overrides(raw)
+        if not shortening:
+            raise SpecError(str(path), ["--quick: this spec has no quick: block of overrides"])
+        if isinstance(raw.get("name"), str) and not any(item.startswith("name=") for item in shortening):
+            shortening.append(f"name={raw['name']}-quick")  # never mixed into the full experiment's folder
+        raw = apply_overrides(raw, shortening, f"{path} (quick:)")
     raw = apply_overrides(raw, overrides or [], str(path))
-    return validate(raw, str(path))
+    return validate(raw, str(path), max_runs=max_runs)

@@ -93,5 +93,5 @@ def test_experiment_names_cannot_leave_the_results_root(tiny_spec, name):
     from infobench.errors import SpecError
 
     tiny_spec["name"] = name
-    with pytest.raises(SpecError, match="must use only a-z"):
+    with pytest.raises(SpecError, match="must be 1-100 characters of a-z"):
         validate(tiny_spec)

@@ -75,7 +75,11 @@ class TGeo(DistillLoss):
     def outer_step(self, student, batch, val_batch, lr):
         x, teacher_logits, y = batch
         params = dict(student.named_parameters())
-        buffers = dict(student.named_buffers())
+        # Copies, so that the look-ahead and validation forwards (train mode) update scratch BN
+        # statistics: the real running statistics must see training batches only, never the
+        # validation batch. Train-mode BN normalises by batch statistics, so the meta-gradient is
+        # the same as with the real buffers.
+        buffers = {name: buffer.clone() for name, buffer in student.named_buffers()}
         logits = functional_call(student, (params, buffers), (x,))
         inner = self.fused(logits, teacher_logits, y, self.ratio(logits, teacher_logits, y))
         grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
