@@ -21,6 +21,8 @@ import io
 import json
 import logging
 import os
+import shutil
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,9 +86,10 @@ def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block.
 
     The lock file is never deleted: removing it while another process waits on the old
-    inode would let a third process lock a new file and train concurrently.
+    inode would let a third process lock a new file and train concurrently. A link at its name
+    is not followed.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -94,16 +97,45 @@ def exclusive_lock(path: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _load(key: str, folder: Path, build: Callable[[], nn.Module]) -> nn.Module | None:
-    """The cached model for ``key``, or None when absent or failing verification (logged)."""
+MAX_ENTRY_BYTES = 8 << 30  # a cached state dict larger than this is not ours (a link to /dev/zero, say)
+
+
+def _regular_file(path: Path) -> bool:
+    """Whether ``path`` is a plain file (not a folder, device or link): the only thing the cache reads."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_entry(key: str, folder: Path) -> tuple[bytes, str] | None:
+    """The weights' bytes and the recorded digest of entry ``key``, or None (logged) when either
+    is missing, not a plain file, too large or unreadable: such an entry is a miss, not a failure."""
     weights, digest_file = folder / f"{key}.pt", folder / f"{key}.sha256"
-    if not weights.exists():
+    if not weights.exists() and not weights.is_symlink():
         return None
-    if not digest_file.exists():
-        log.warning("cache entry %s has no checksum file (interrupted save?); retraining", key)
+    if not (_regular_file(weights) and _regular_file(digest_file)):
+        log.warning("cache entry %s is incomplete or not made of plain files; retraining", key)
         return None
-    data = weights.read_bytes()
-    expected = digest_file.read_text().strip()
+    try:
+        if weights.stat().st_size > MAX_ENTRY_BYTES or digest_file.stat().st_size > 256:
+            raise ValueError("larger than a cache entry can be")
+        return weights.read_bytes(), digest_file.read_text(encoding="ascii").strip()
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        log.warning("cache entry %s cannot be read (%s); retraining", key, exc)
+        return None
+
+
+def _load(key: str, folder: Path, build: Callable[[], nn.Module], newer_than: float | None = None) -> nn.Module | None:
+    """The cached model for ``key``, or None when absent, older than ``newer_than`` (a forced
+    retrain) or failing verification (logged)."""
+    if newer_than is not None and _regular_file(folder / f"{key}.pt") and (folder / f"{key}.pt").stat().st_mtime < newer_than:
+        log.info("cache entry %s predates this sweep's --retrain; retraining", key)
+        return None
+    entry = _read_entry(key, folder)
+    if entry is None:
+        return None
+    data, expected = entry
     actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         log.warning(
@@ -122,15 +154,41 @@ def _load(key: str, folder: Path, build: Callable[[], nn.Module]) -> nn.Module |
 
 
 def _save(key: str, folder: Path, model: nn.Module, key_parts: dict[str, Any]) -> None:
+    """Store a trained model; a cache that cannot take it (a folder in the way, a full disk) costs
+    the next run a retrain, never this run its result."""
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     data = buffer.getvalue()
-    # Weights first, checksum second: a crash in between leaves an entry without a checksum,
-    # which the next load treats as a miss.
-    atomic_write(folder / f"{key}.pt", data)
-    atomic_write(folder / f"{key}.sha256", hashlib.sha256(data).hexdigest() + "\n")
-    atomic_write(folder / f"{key}.json", json.dumps(key_parts, sort_keys=True, indent=2,
-                                                    default=_jsonable) + "\n")
+    try:
+        # Weights first, checksum second: a crash in between leaves an entry without a checksum,
+        # which the next load treats as a miss.
+        atomic_write(folder / f"{key}.pt", data)
+        atomic_write(folder / f"{key}.sha256", hashlib.sha256(data).hexdigest() + "\n")
+        atomic_write(folder / f"{key}.json", json.dumps(key_parts, sort_keys=True, indent=2,
+                                                        default=_jsonable) + "\n")
+    except OSError as exc:
+        log.warning("cannot store cache entry %s (%s); the model is used but not kept", key, exc)
+
+
+def retrain_since() -> float | None:
+    """With ``--retrain``, the sweep's start: entries written before it are retrained once."""
+    value = os.environ.get("INFOBENCH_RETRAIN_SINCE")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def model_key_parts(key_parts: dict[str, Any]) -> dict[str, Any]:
+    """``key_parts`` with a dataset configuration replaced by what shapes training on it: the
+    parameters that are not test-only and the content of its files, never their paths
+    (``infobench.provenance.training_data_key``)."""
+    dataset = key_parts.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("name"), str):
+        from infobench.provenance import training_data_key
+
+        return {**key_parts, "dataset": training_data_key(dataset)}
+    return key_parts
 
 
 def cached_model(
@@ -150,7 +208,7 @@ def cached_model(
     folder = models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(folder / f"{key}.lock"):
-        model = _load(key, folder, build)
+        model = _load(key, folder, build, newer_than=retrain_since())
         if model is not None:
             log.info("cache hit %s (%s)", key, role)
         else:
@@ -160,3 +218,47 @@ def cached_model(
             _save(key, folder, model, key_parts)
     model.eval()
     return model
+
+
+CACHE_FOLDERS = ("models", "ib", "fingerprints")  # what infobench keeps under cache_root()
+
+
+def entries() -> list[dict[str, Any]]:
+    """The cached models, newest first: key, role, dataset, model, seed, bytes, written (epoch s)."""
+    folder = models_dir()
+    out = []
+    for weights in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+        if not _regular_file(weights):
+            continue
+        parts: dict[str, Any] = {}
+        sidecar = weights.with_suffix(".json")
+        if _regular_file(sidecar):
+            try:
+                parts = json.loads(sidecar.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                parts = {}
+        parts = parts if isinstance(parts, dict) else {}
+
+        def name_of(block: Any) -> str:
+            return str(block.get("name", "")) if isinstance(block, dict) else ""
+
+        info = weights.stat()
+        out.append({"key": weights.stem, "role": str(parts.get("role", "")), "dataset": name_of(parts.get("dataset")),
+                    "model": name_of(parts.get("model")), "seed": parts.get("seed", ""), "bytes": info.st_size,
+                    "written": info.st_mtime})
+    return sorted(out, key=lambda e: -e["written"])
+
+
+def clear() -> int:
+    """Delete what infobench keeps in the cache (models, IB recordings, file digests); returns the
+    number of files removed. Anything else under the cache root is left alone."""
+    removed = 0
+    for name in CACHE_FOLDERS:
+        folder = cache_root() / name
+        if folder.is_symlink():
+            folder.unlink()
+            continue
+        if folder.is_dir():
+            removed += sum(1 for p in folder.rglob("*") if not p.is_dir())
+            shutil.rmtree(folder)
+    return removed

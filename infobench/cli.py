@@ -6,7 +6,9 @@ Exit codes: 0 every run done, 1 some runs failed or diverged, 2 bad input, 130 i
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -63,62 +65,104 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the planned runs and exit")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="apply the spec's quick: overrides (a short version of the experiment)")] = False,
     max_runs: Annotated[int, typer.Option("--max-runs", min=1, help="refuse a spec that expands into more runs than this")] = MAX_RUNS,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="one thread per run and torch's deterministic algorithms: bit-identical tables whatever --jobs")] = False,
+    retrain: Annotated[bool, typer.Option("--retrain", help="retrain cached models once in this sweep (implies --force)")] = False,
 ) -> None:
     """Run every run of the given specs, skipping those already finished."""
+    import time
+
     from infobench import runner
-    from infobench.executors import make_executor
+    from infobench.executors import available_cores, check_scheduler, make_executor
     from infobench.spec import load_spec
 
-    try:
-        pool = make_executor(jobs, executor.value, scheduler)
-    except InfobenchError as exc:
-        raise _fail(exc) from None
-    outlooks = {runner.sweep_outlook(path, set_ or [], out) for path in specs}
-    if not dry_run and "unreadable" not in outlooks and (force or "open" in outlooks):
-        pool.prestart()  # workers start and import while the specs are validated
-    try:
-        loaded = [load_spec(path, set_ or [], quick=quick, max_runs=max_runs) for path in specs]  # all valid before anything runs
-        plans = [runner.plan(spec, out, force=force) for spec in loaded]
-    except InfobenchError as exc:
-        pool.close()
-        raise _fail(exc) from None
-    if dry_run:
-        for the_plan in plans:
-            _print_plan(the_plan)
-        return
-    ok = True
-    try:
-        for the_plan in plans:
+    if retrain:  # read by the model cache in this process and in the workers started below
+        os.environ["INFOBENCH_RETRAIN_SINCE"] = repr(time.time())
+        force = True
+    with _terminated_as_interrupt():
+        try:
+            check_scheduler(scheduler)
+            if jobs > available_cores() and executor is not Executor.dask:
+                err_console.print(f"[yellow]--jobs {jobs} is more than this machine's {available_cores()} cores: "
+                                  f"running {available_cores()} at a time", highlight=False)
+                jobs = available_cores()
+            pool = make_executor(jobs, executor.value, scheduler)
+        except InfobenchError as exc:
+            raise _fail(exc) from None
+        try:
+            outlooks = {runner.sweep_outlook(path, set_ or [], out) for path in specs}
+            if not dry_run and "unreadable" not in outlooks and (force or "open" in outlooks):
+                pool.prestart()  # workers start and import while the specs are validated
             try:
-                summary = runner.execute(the_plan, jobs=jobs, threads=threads, console=console, executor=pool)
+                loaded = [load_spec(path, set_ or [], quick=quick, max_runs=max_runs) for path in specs]  # all valid first
+                plans = [runner.plan(spec, out, force=force, deterministic=deterministic) for spec in loaded]
             except InfobenchError as exc:
                 raise _fail(exc) from None
-            except KeyboardInterrupt:
-                err_console.print(f"[yellow]interrupted: finished runs are saved in {the_plan.folder.root}; run again to continue")
-                raise typer.Exit(130) from None
-            ok &= summary.ok
-            _print_summary(summary, the_plan.spec.task)
+            if dry_run:
+                for the_plan in plans:
+                    _print_plan(the_plan)
+                return
+            code = 0
+            for the_plan in plans:
+                try:
+                    summary = runner.execute(the_plan, jobs=jobs, threads=threads, console=console, executor=pool)
+                except InfobenchError as exc:
+                    raise _fail(exc) from None
+                except KeyboardInterrupt:
+                    err_console.print(f"[yellow]interrupted: finished runs are saved in {the_plan.folder.root}; run again to continue")
+                    raise typer.Exit(130) from None
+                code = max(code, summary.exit_code)
+                _print_summary(summary, the_plan.spec.task)
+        finally:
+            pool.close()
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt():
+    """SIGTERM and SIGHUP (a closed terminal, a killed pipeline) end a sweep like Ctrl-C: workers are
+    stopped and exit code 130, instead of dying with the workers left running."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     finally:
-        pool.close()
-    raise typer.Exit(0 if ok else 1)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_plan(the_plan) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{the_plan.spec.name}: {len(the_plan.todo)} to run, {len(the_plan.runs) - len(the_plan.todo)} finished")
+    counts = f"{len(the_plan.todo)} to run, {len(the_plan.runs) - len(the_plan.todo)} finished"
+    if the_plan.stale:
+        counts += f" ({len(the_plan.stale & {r.run_id for r in the_plan.runs})} of those to run are stale: their code changed)"
+    table = Table(title=Text(f"{the_plan.spec.name}: {counts}"))
     for col in ("run_id", "method", "variant", "seed", "status"):
         table.add_column(col)
     for r in the_plan.runs:
-        table.add_row(r.run_id, r.method, r.variant, str(r.seed), "finished" if r.run_id in the_plan.finished else "to run")
+        status = "finished" if r.run_id in the_plan.finished else ("stale: rerun" if r.run_id in the_plan.stale else "to run")
+        # Text, not markup: a setting label such as [loss.name=focal] must print as written
+        table.add_row(*(Text(v) for v in (r.run_id, r.method, r.variant, str(r.seed), status)))
     console.print(table)
 
 
 def _print_summary(summary, task_name: str) -> None:
+    from rich.text import Text
+
     from infobench.compare import compare, rich_tables
 
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
-    console.print(f"[bold]{summary.folder}[/]: {summary.planned} runs, {summary.skipped} already finished, {counts} ({summary.seconds:.1f} s)")
+    console.print(Text(f"{summary.folder}: {summary.planned} runs, {summary.skipped} already finished, {counts} "
+                       f"({summary.seconds:.1f} s)", style="bold"))
+    if summary.kept:
+        console.print(Text(f"{summary.kept} rerun(s) failed; their earlier finished results are kept (see logs/)", style="yellow"))
+    for line in summary.warnings:
+        console.print(Text(f"warning: {line}", style="yellow"))
     from infobench import registry
 
     task = registry.get("task", task_name)
@@ -160,7 +204,12 @@ def compare_cmd(
     if out_file is not None:
         from infobench.results import atomic_write
 
-        atomic_write(out_file, text)
+        if out_file.is_dir() or out_file.is_symlink():
+            raise _fail(InfobenchError(f"--out {out_file}: is a folder or a link; give the path of a file to write"))
+        try:
+            atomic_write(out_file, text)
+        except OSError as exc:
+            raise _fail(InfobenchError(f"--out {out_file}: cannot write it ({exc.strerror or exc})")) from None
         console.print(f"wrote {out_file}")
     else:
         sys.stdout.write(text)
@@ -210,6 +259,45 @@ def show(folder: Annotated[Path, typer.Argument(help="a result folder", show_def
         catalog.show_folder(folder, console)
     except InfobenchError as exc:
         raise _fail(exc) from None
+
+
+cache_app = typer.Typer(help="The trained-model cache ($INFOBENCH_CACHE, default ~/.cache/infobench).",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("list")
+def cache_list() -> None:
+    """Every cached model: key, role, dataset, model, seed, size and when it was trained."""
+    from datetime import datetime
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from infobench.cache import cache_root, entries
+
+    found = entries()
+    table = Table(title=Text(f"{cache_root()}: {len(found)} cached model(s)"))
+    for col in ("key", "role", "dataset", "model", "seed", "size", "trained"):
+        table.add_column(col)
+    for e in found:
+        when = datetime.fromtimestamp(e["written"]).strftime("%Y-%m-%d %H:%M")
+        table.add_row(*(Text(str(v)) for v in (e["key"], e["role"], e["dataset"], e["model"], e["seed"],
+                                                 f"{e['bytes'] / 1024:.0f} KiB", when)))
+    console.print(table)
+
+
+@cache_app.command("clear")
+def cache_clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
+    """Delete every cached model, IB recording and file digest (the next runs retrain)."""
+    from infobench.cache import cache_root, clear
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise _fail(InfobenchError("cache clear: pass --yes to clear without a question"))
+        if not typer.confirm(f"delete the cached models in {cache_root()}?"):
+            raise typer.Exit(1)
+    console.print(f"removed {clear()} file(s) from {cache_root()}")
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ RUN_KEYS = ("dataset", "model", "method", "variant")
 # What makes two runs in different folders "the same run" for a paired comparison.
 PAIR_KEYS = (*RUN_KEYS, "seed", "split")
 FORMATS = ("md", "csv", "latex")
+FEW_PAIRS = 5  # paired seeds below which a p-value is printed with a caution
 TABLES = ("all", "summary", "paired")
 
 
@@ -118,34 +119,48 @@ def _load(paths: list[Path], labels: list[str]) -> pd.DataFrame:
 
 
 def _param_label(value) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     if isinstance(value, (dict, list)):
         return json.dumps(value, sort_keys=True)
     return str(value)
 
 
-def _lookup(params: dict, dotted: str):
-    node = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def _run_keys(paths: list[Path], labels: list[str]) -> dict[tuple[str, str], dict]:
+    """(source, run_id) -> every key path a ``--by`` can name: the run's flattened configuration
+    (``train.epochs``, ``dataset.severity``, ``method.lr``) and, for folders written before runs
+    carried their configuration, the method parameters of the ``params`` column by bare name."""
+    from infobench.results import flat_config
 
-
-def _param_keys(params: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        keys.append(name)
-        if isinstance(value, dict):
-            keys.extend(_param_keys(value, f"{name}."))
+    keys: dict[tuple[str, str], dict] = {}
+    for path, label in zip(paths, labels):
+        runs = load_runs([path])
+        for run_id, raw_params, config in zip(runs["run_id"].astype(str), runs["params"], runs["config"]):
+            try:
+                params = json.loads(raw_params) if isinstance(raw_params, str) and raw_params else {}
+            except json.JSONDecodeError:
+                params = {}
+            flat = {}
+            if isinstance(params, dict):
+                flat.update(_flatten(params))
+            flat.update(flat_config(config))
+            keys[(label, run_id)] = flat
     return keys
 
 
+def _flatten(params: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        out[name] = value
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{name}."))
+    return out
+
+
 def _add_by_columns(data: pd.DataFrame, by: list[str], paths: list[Path], labels: list[str]) -> pd.DataFrame:
-    """Make every ``by`` name a column of ``data``: a metrics.csv column or a key of the run params."""
+    """Make every ``by`` name a column of ``data``: a metrics.csv column or a key path of the runs'
+    configuration (a bare method parameter ``lr`` stands for ``method.lr``)."""
     data = data.copy()
     present = [b for b in by if b in data.columns]
     # As strings, so that a missing value is one group ("") and keys compare equal everywhere.
@@ -154,28 +169,40 @@ def _add_by_columns(data: pd.DataFrame, by: list[str], paths: list[Path], labels
     missing = [b for b in by if b not in data.columns]
     if not missing:
         return data
-    params: dict[tuple[str, str], dict] = {}
-    for path, label in zip(paths, labels):
-        runs = load_runs([path])
-        for run_id, raw in zip(runs["run_id"].astype(str), runs["params"]):
-            try:
-                parsed = json.loads(raw) if isinstance(raw, str) else {}
-            except json.JSONDecodeError:
-                parsed = {}
-            params[(label, run_id)] = parsed if isinstance(parsed, dict) else {}
-    known = sorted({k for p in params.values() for k in _param_keys(p)})
+    keys = _run_keys(paths, labels)
+    known = sorted({k for flat in keys.values() for k in flat})
     for name in missing:
-        if name not in known:
+        path = name if name in known else (f"method.{name}" if f"method.{name}" in known else None)
+        if path is None:
             choices = [c for c in METRIC_COLUMNS if c not in ("value",)] + known
             raise InfobenchError(
                 f"cannot group by {name!r}{did_you_mean(name, choices)}: it is neither a column of "
-                f"metrics.csv nor a run parameter; parameters: {', '.join(known) or 'none'}"
+                f"metrics.csv nor a key of the runs' configuration; keys: {', '.join(known) or 'none'}"
             )
-        data[name] = [
-            _param_label(_lookup(params.get((s, r), {}), name))
-            for s, r in zip(data["source"], data["run_id"])
-        ]
+        data[name] = [_param_label(keys.get((s, r), {}).get(path)) for s, r in zip(data["source"], data["run_id"])]
     return data
+
+
+def _stale_runs(paths: list[Path], labels: list[str]) -> set[tuple[str, str]]:
+    """(source, run_id) of runs whose recorded code digest differs from today's code for their
+    configuration: their numbers may not be what the current code gives."""
+    from infobench.provenance import code_digest
+
+    stale = set()
+    digests: dict[str, str] = {}
+    for path, label in zip(paths, labels):
+        runs = load_runs([path])
+        for run_id, config, code in zip(runs["run_id"].astype(str), runs["config"], runs["code"]):
+            if not config or not code:
+                continue  # written before runs carried their code: nothing to compare with
+            if config not in digests:
+                try:
+                    digests[config] = code_digest(json.loads(config))
+                except (ValueError, TypeError):
+                    digests[config] = ""
+            if digests[config] and digests[config] != code:
+                stale.add((label, run_id))
+    return stale
 
 
 def _select(data: pd.DataFrame, metrics: list[str], splits: list[str], where: str) -> tuple[pd.DataFrame, list[str]]:
@@ -353,13 +380,18 @@ def compare(
     multi = len(paths) > 1
     lead = ["source"] if multi else []
     keys = [*lead, *RUN_KEYS, "split", *by_names]
-    stats = final.groupby([*keys, "metric"], sort=False, dropna=False)["value"]
-    summary = stats.agg(mean="mean", std="std", n="count").reset_index()
+    stale = _stale_runs(paths, sources)
+    final = final.assign(stale=[(s, r) in stale for s, r in zip(final["source"], final["run_id"])])
+    grouped = final.groupby([*keys, "metric"], sort=False, dropna=False)
+    summary = grouped["value"].agg(mean="mean", std="std", n="count").reset_index()
+    summary["stale"] = grouped["stale"].sum().to_numpy().astype(int)
     summary["n"] = summary["n"].astype(int)
     summary.loc[summary["n"] == 1, "std"] = 0.0
     summary["best"] = _mark_best(summary, [*lead, "dataset", "split", *by_names])
     if baseline is not None:
         summary = _add_baseline(summary, baseline, [*lead, "dataset", "model", "split", *by_names])
+
+    summary = summary[[c for c in summary.columns if c != "stale"] + ["stale"]]  # new column last: csv readers keep theirs
 
     paired, paired_keys = (None, None)
     if len(paths) == 2:
@@ -395,6 +427,20 @@ def _num(x: float, digits: int, sign: bool = False) -> str:
     return f"{x:{plus}.{digits}g}"
 
 
+def _mean_std(mean: float, std: float, n: int, digits: int) -> str:
+    """``mean ± std`` with both at the same precision; one run has no spread to show, and a
+    spread that rounds to zero at that precision reads ``< 0.001`` rather than a false 0."""
+    text = _num(mean, digits)
+    if n < 2:
+        return text
+    if _num(mean, digits) == f"{mean:.{digits}f}" and not np.isnan(std):
+        spread = f"{std:.{digits}f}"
+        if std > 0 and float(spread) == 0:
+            spread = f"< {10.0 ** -digits:.{digits}f}"
+        return f"{text} ± {spread}"
+    return f"{text} ± {_num(std, digits)}"
+
+
 def _shown_keys(frame: pd.DataFrame, keys: list[str]) -> tuple[list[str], str]:
     """Key columns worth a column (they vary), and a caption naming the constant ones."""
     shown, constant = [], []
@@ -424,22 +470,25 @@ def _summary_grid(result: CompareResult, digits: int) -> _Grid:
     rows = []
     for row_key in row_keys:
         named = dict(zip(result.keys, row_key))
-        cells = [(str(named[k]), False) for k in shown]
         recs = [records.get((row_key, m)) for m in result.metrics]
+        mark = " †" if any(r is not None and r.get("stale", 0) for r in recs) else ""
+        cells = [(str(named[k]) + (mark if k == shown[-1] else ""), False) for k in shown]
         if n_column:
             cells.append((str(next(r["n"] for r in recs if r is not None)), False))
         for rec in recs:
             if rec is None:
                 cells.append(("–", False))
                 continue
-            text = f"{_num(rec['mean'], digits)} ± {_num(rec['std'], digits)}"
+            text = _mean_std(rec["mean"], rec["std"], rec["n"], digits)
             if not n_column:
                 text += f" (n={rec['n']})"
             if result.baseline is not None and not rec["is_baseline"] and not pd.isna(rec["delta"]):
                 text += f" Δ{_num(rec['delta'], digits, sign=True)}"
             cells.append((text, bool(rec["best"])))
         rows.append(cells)
-    notes = ["mean ± std over seeds (n = runs); best per metric in bold"]
+    notes = ["mean ± std over seeds (n = runs of one setting; a single run shows its value); best per metric in bold"]
+    if "stale" in summary.columns and summary["stale"].any():
+        notes.append("† made (in part) by code that has changed since: `infobench run` on the spec reruns them")
     if result.baseline is not None:
         notes.append(f"Δ = mean minus the mean of baseline {result.baseline!r} in the same block")
     return _Grid("Summary", caption, header, rows, notes, len(shown))
@@ -462,9 +511,12 @@ def _paired_grid(result: CompareResult, digits: int) -> _Grid | None:
             (f"{_num(rec['diff'], digits, sign=True)} ± {_num(rec['diff_std'], digits)}", False),
             (str(rec["n"]), False),
             (_num(rec["t"], 2), False),
-            (_num(rec["p"], 3), False),
+            (_num(rec["p"], 3) + (" *" if 1 < rec["n"] < FEW_PAIRS and not pd.isna(rec["p"]) else ""), False),
         ])
     notes = [f"paired over seeds: B − A with A = {a}, B = {b}; t-test of the per-seed differences"]
+    if ((paired["n"] > 1) & (paired["n"] < FEW_PAIRS)).any():
+        notes.append(f"* p from fewer than {FEW_PAIRS} seeds: the t-test has almost no power and its "
+                     "normality assumption cannot be checked; run more seeds before reading it")
     return _Grid("Paired", caption, header, rows, notes, len(shown) + 1)
 
 

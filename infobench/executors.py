@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -126,8 +128,26 @@ class LokyExecutor:
         self._started = False
 
 
+def end_with_parent(poll_seconds: float = 1.0) -> None:
+    """End this worker process when the driver that started it is gone.
+
+    A worker whose driver was killed (SIGKILL, a crash) is adopted by another process; loky's
+    own idle timeout would keep it alive, holding memory and cores, for minutes. A daemon thread
+    watching the parent ends it within ``poll_seconds``."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="infobench-parent-watch", daemon=True).start()
+
+
 def warm_worker() -> None:
-    """Worker initializer: import once what every run imports, before the first run arrives."""
+    """Worker initializer: end with the driver, and import once what every run imports, before the
+    first run arrives."""
+    end_with_parent()
     import matplotlib.backends.backend_agg  # noqa: F401  (figures of every task)
     import torch
 
@@ -237,10 +257,20 @@ class DaskExecutor:
             self._disconnect(client, cluster)
 
 
+_SCHEDULER = re.compile(r"((tcp|tls|ucx|ws|wss|inproc)://)?[A-Za-z0-9._\-]+(:[0-9]{1,5})?|(tcp|tls)://\[[0-9a-fA-F:]+\](:[0-9]{1,5})?")
+
+
+def check_scheduler(address: str | None) -> None:
+    """Refuse a Dask scheduler address that is not ``[protocol://]host[:port]`` before anything runs."""
+    if address is not None and not _SCHEDULER.fullmatch(address):
+        raise InfobenchError(f"--scheduler {address!r}: not a scheduler address; expected tcp://host:port")
+
+
 def make_executor(jobs: int, executor: str = "auto", scheduler: str | None = None):
     """``auto``: serial for one job, loky for several; ``loky``; ``dask`` (LocalCluster or ``scheduler``)."""
     if jobs < 1:
         raise InfobenchError(f"--jobs must be >= 1, got {jobs}")
+    check_scheduler(scheduler)
     if executor == "dask":
         return DaskExecutor(jobs, scheduler)
     if scheduler:

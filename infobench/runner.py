@@ -16,7 +16,6 @@ import os
 import platform
 import random
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -29,9 +28,9 @@ from typing import Any
 import yaml
 
 from infobench import __version__, registry
-from infobench.errors import DivergedError, InfobenchError
+from infobench.errors import DataError, DivergedError, InfobenchError
 from infobench.executors import Executor, make_executor, threads_per_worker
-from infobench.results import ResultsFolder, atomic_write, write_json
+from infobench.results import FORMAT, LOCK_FILE, MARKER, ResultsFolder, atomic_write, read_manifest, write_json
 from infobench.spec import Run, Spec
 
 FINISHED = ("done", "diverged")  # statuses that a rerun skips; failed runs are retried
@@ -42,7 +41,9 @@ class Plan:
     spec: Spec
     folder: ResultsFolder
     runs: list[Run]
-    finished: set[str]
+    finished: set[str]  # run ids done (or diverged) with the code of today: skipped
+    stale: set[str] = field(default_factory=set)  # done with other code: rerun
+    deterministic: bool = False
 
     @property
     def todo(self) -> list[Run]:
@@ -57,28 +58,64 @@ class Summary:
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     plots: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # "variant seed s: message" of finished runs
+    kept: int = 0  # reruns that failed, whose earlier finished result was kept
+    bad_input: int = 0  # runs that failed on the user's input (a bad data file): exit 2
 
     @property
     def ok(self) -> bool:
         return not any(self.statuses.get(s) for s in ("failed", "diverged"))
 
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.bad_input else (0 if self.ok else 1)
+
 
 def results_folder(spec: Spec, out_root: str | Path) -> ResultsFolder:
-    """``<out_root>/<spec.name>``; the name is validated to [a-z0-9_.-] so it cannot escape the root."""
+    """``<out_root>/<spec.name>``; the name is validated to [a-z0-9_.-] so it cannot escape the root.
+
+    The folder itself may not be a link (``resolve`` would follow it out of the root)."""
     root = Path(out_root)
+    if (root / spec.name).is_symlink():
+        raise InfobenchError(f"results folder {root / spec.name} is a symbolic link; infobench never writes "
+                             "through a link: remove it, or run into another --out")
     folder = (root / spec.name).resolve()
     if folder.parent != root.resolve():
         raise InfobenchError(f"results folder {folder} escapes the results root {root}")
     return ResultsFolder(folder)
 
 
-def plan(spec: Spec, out_root: str | Path = "results", force: bool = False) -> Plan:
+def with_data_identity(spec: Spec, runs: list[Run]) -> None:
+    """Put the content digests of every data file a run reads into its configuration (so into its
+    ``run_id``), and the digest of the code it will run on the run. A missing file stops here,
+    before anything runs, with the plug-in's message naming it."""
+    from infobench.provenance import code_digest, data_digests
+
+    kind = registry.get("task", spec.task).dataset_kind
+    digests: dict[str, list[str]] = {}
+    for run in runs:
+        key = json.dumps(run.config["dataset"], sort_keys=True)
+        if key not in digests:
+            digests[key] = data_digests(run.config["dataset"], kind)
+        if digests[key]:
+            run.config["data"] = digests[key]
+        run.code = code_digest(run.config)
+
+
+def plan(spec: Spec, out_root: str | Path = "results", force: bool = False, deterministic: bool = False) -> Plan:
+    """The spec's runs and which of them are finished: ``done`` (or ``diverged``) with the same
+    run_id, which covers configuration and data content, and the same code. Runs done with other
+    code are ``stale`` and run again, like everything with ``--force``."""
     folder = results_folder(spec, out_root)
+    folder.check_owned()
     runs = spec.runs()
-    finished = set() if force else {
-        rid for rid, row in folder.run_rows().items() if row.get("status") in FINISHED
-    }
-    return Plan(spec=spec, folder=folder, runs=runs, finished=finished)
+    with_data_identity(spec, runs)
+    rows = {} if force else folder.run_rows()
+    code = {run.run_id: run.code for run in runs}
+    finished = {rid for rid, row in rows.items() if row.get("status") in FINISHED and row.get("code") == code.get(rid)}
+    stale = {rid for rid, row in rows.items() if rid in code and row.get("status") in FINISHED} - finished
+    return Plan(spec=spec, folder=folder, runs=runs, finished=finished, stale=stale,
+                deterministic=deterministic or spec.deterministic)
 
 
 # ------------------------------------------------------------------------------ one run
@@ -93,11 +130,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _open_log(log_path: Path):
+    """logs/<run_id>.log opened for writing without following a link planted at its name (a link
+    there is removed, never written through)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if log_path.is_symlink():
+        log_path.unlink()
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    return open(fd, "w", encoding="utf-8")
+
+
 @contextlib.contextmanager
 def _run_logger(log_path: Path) -> Iterator[logging.Logger]:
     """Send the ``infobench`` loggers (run, cache, tasks) to logs/<run_id>.log for this run."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    stream = _open_log(log_path)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     base = logging.getLogger("infobench")
     base.setLevel(logging.INFO)
@@ -108,10 +155,43 @@ def _run_logger(log_path: Path) -> Iterator[logging.Logger]:
     finally:
         base.removeHandler(handler)
         handler.close()
+        stream.close()
 
 
-def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool) -> tuple[dict, list[dict]]:
-    """Execute one run (in this process or a worker); returns its runs.csv row and metric rows."""
+def _check_data_unchanged(run: Run) -> None:
+    """The data files read now are the ones the run was planned with (a file rewritten during a
+    sweep would otherwise be scored under the old file's run_id)."""
+    if "data" not in run.config:
+        return
+    from infobench.provenance import data_digests
+
+    now = data_digests(run.config["dataset"], registry.get("task", run.task).dataset_kind)
+    if now != run.config["data"]:
+        raise DataError(f"the data files of dataset {run.config['dataset']['name']!r} changed after the sweep was "
+                        "planned; run again to plan with their new content")
+
+
+@contextlib.contextmanager
+def _deterministic_torch(on: bool) -> Iterator[None]:
+    """torch's deterministic algorithms for the block when ``on`` (restored after)."""
+    import torch
+
+    before = torch.are_deterministic_algorithms_enabled()
+    if on:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool,
+                deterministic: bool = False) -> tuple[dict, list[dict]]:
+    """Execute one run (in this process or a worker); returns its runs.csv row and metric rows.
+
+    The row's private ``_input_error`` says whether a failure came from the user's input (a bad
+    data file): the driver turns that into exit code 2 and never writes the key.
+    """
     import torch
 
     from infobench.progress import use_progress
@@ -122,11 +202,13 @@ def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool) 
     torch.set_num_threads(threads)
     seed_everything(run.seed)
     started = time.perf_counter()
-    status, error = "done", ""
-    with _run_logger(folder.logs / f"{run.run_id}.log") as logger:
-        logger.info("run %s: %s seed %s\n%s", run.run_id, run.variant, run.seed, json.dumps(run.config, indent=2))
+    status, error, input_error = "done", "", False
+    with _run_logger(folder.logs / f"{run.run_id}.log") as logger, _deterministic_torch(deterministic):
+        logger.info("run %s: %s seed %s, %d thread(s)%s\n%s", run.run_id, run.variant, run.seed, threads,
+                    ", deterministic" if deterministic else "", json.dumps(run.config, indent=2))
         ctx = RunContext(run=run, plots_dir=folder.plots, logger=logger)
         try:
+            _check_data_unchanged(run)
             task = registry.get("task", run.task)()
             if not inner_progress:
                 with use_progress(None):
@@ -141,12 +223,15 @@ def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool) 
             logger.warning("diverged: %s", exc)
         except Exception as exc:  # a failing run is recorded and the sweep goes on
             status, error = "failed", f"{type(exc).__name__}: {exc}"
+            input_error = isinstance(exc, InfobenchError)
             logger.error("failed:\n%s", traceback.format_exc())
         seconds = time.perf_counter() - started
         logger.info("status %s after %.2f s", status, seconds)
     torch.set_num_threads(threads_before)
     metric_rows = [{**run_identity(run), **row} for row in ctx.rows] if status == "done" else []
-    return run_row(run, status, error, seconds), metric_rows
+    row = run_row(run, status, error, seconds, threads=threads, warnings=ctx.warnings)
+    row["_input_error"] = input_error
+    return row, metric_rows
 
 
 def run_identity(run: Run) -> dict[str, Any]:
@@ -157,18 +242,23 @@ def run_identity(run: Run) -> dict[str, Any]:
     }
 
 
-def run_row(run: Run, status: str, error: str, seconds: float) -> dict[str, Any]:
-    """The runs.csv row of a run; the error keeps its first line (the log has the traceback)."""
+def run_row(run: Run, status: str, error: str, seconds: float, threads: int | str = "",
+            warnings: list[str] | None = None) -> dict[str, Any]:
+    """The runs.csv row of a run: who it is, its whole configuration (the seed aside, which has its
+    column) and the digest of its code; the error keeps its first line (the log has the traceback)."""
+    config = {k: v for k, v in run.config.items() if k != "seed"}
     return {
-        **run_identity(run), "params": json.dumps(run.params, sort_keys=True), "status": status,
-        "error": error.splitlines()[0][:500] if error else "", "seconds": round(seconds, 3),
+        **run_identity(run), "setting": run.setting_id, "params": json.dumps(run.params, sort_keys=True),
+        "config": json.dumps(config, sort_keys=True, separators=(",", ":"), default=str), "code": run.code,
+        "threads": threads, "status": status, "error": error.splitlines()[0][:500] if error else "",
+        "warnings": " | ".join(w.replace("\n", " ") for w in warnings or [])[:2000], "seconds": round(seconds, 3),
     }
 
 
 def lost_run(args: tuple, exc: BaseException) -> tuple[dict, list[dict]]:
     """The result of a run the executor lost (its workers kept dying): recorded failed, retried next time."""
     run = args[0]
-    return run_row(run, "failed", f"lost by the executor: {type(exc).__name__}: {exc}", 0.0), []
+    return run_row(run, "failed", f"lost by the executor: {type(exc).__name__}: {exc}", 0.0, threads=args[2]), []
 
 
 def _finite(value: float) -> bool:
@@ -182,8 +272,14 @@ def _finite(value: float) -> bool:
 def folder_lock(folder: ResultsFolder) -> Iterator[None]:
     """One writer per results folder: a second ``infobench run`` on it refuses with a clear message."""
     folder.root.mkdir(parents=True, exist_ok=True)
-    lock_path = folder.root / ".lock"
-    handle = open(lock_path, "a+")
+    lock_path = folder.root / LOCK_FILE
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as exc:
+        if lock_path.is_symlink():
+            raise InfobenchError(f"{lock_path} is a symbolic link; infobench never writes through a link: remove it") from None
+        raise
+    handle = open(fd, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -205,9 +301,13 @@ def folder_lock(folder: ResultsFolder) -> Iterator[None]:
 def manifest(started: float, threads: int, jobs: int, finished: float | None = None, **extra: Any) -> dict:
     import numpy
 
+    from infobench.provenance import git_state
+
     info = {
+        "created_by": MARKER,
+        "format": FORMAT,
         "infobench": __version__,
-        "git_commit": _git_commit(),
+        **git_state(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "torch": _torch_version(),
@@ -229,15 +329,6 @@ def _torch_version() -> str:
     import torch
 
     return torch.__version__
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() if out.returncode == 0 else ""
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def execute(the_plan: Plan, jobs: int = 1, threads: int | None = None, console=None,
@@ -275,8 +366,12 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
 
     spec, folder = the_plan.spec, the_plan.folder
     jobs = executor.jobs  # the executor's count, never a second one that could disagree with it
-    per_run_threads = threads_per_worker(jobs, threads or spec.threads)
+    deterministic = the_plan.deterministic
     todo = the_plan.todo
+    # as many runs at a time as there are runs to do: fewer runs than workers share the cores out;
+    # deterministic: one thread per run, so reductions add in one order whatever --jobs is
+    busy = max(1, min(jobs, len(todo)))
+    per_run_threads = 1 if deterministic else threads_per_worker(busy, threads or spec.threads)
     if jobs > 1:
         todo = spread_shared_models(todo)
     summary = Summary(folder=folder.root, planned=len(the_plan.runs), skipped=len(the_plan.runs) - len(todo))
@@ -284,10 +379,11 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
         return summary  # nothing to run and the figures of the last sweep are complete: write nothing
     started = time.time()
     with folder_lock(folder):
-        # runs about to be (re)done lose any rows an earlier, interrupted attempt left behind
-        folder.purge({r.run_id for r in todo})
-        atomic_write(folder.root / "spec.yaml", yaml.safe_dump(spec.resolved(), sort_keys=False))
-        write_json(folder.root / "manifest.json", manifest(started, per_run_threads, jobs))
+        folder.check_owned()  # again under the lock: the folder may have changed since planning
+        write_json(folder.manifest_path, manifest(started, per_run_threads, jobs, deterministic=deterministic))
+        folder.purge()  # rows an interrupted attempt left without their done row
+        write_spec_version(folder, spec)
+        previous = folder.run_rows()
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
@@ -295,21 +391,46 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
         )
         with progress, use_progress(progress if executor.shows_inner_progress else None):
             bar = progress.add_task(f"{spec.name}: runs", total=len(todo))
-            items = ((run, str(folder.root), per_run_threads, executor.shows_inner_progress) for run in todo)
+            items = ((run, str(folder.root), per_run_threads, executor.shows_inner_progress, deterministic)
+                     for run in todo)
             for row, metric_rows in executor.map_unordered(execute_run, items, on_error=lost_run):
-                folder.record(row, metric_rows)
-                summary.statuses[row["status"]] = summary.statuses.get(row["status"], 0) + 1
-                if row["status"] != "done" and console is not None:
-                    progress.console.print(f"{row['variant']} seed {row['seed']}: {row['status']}: {row['error']}", style="yellow", markup=False)
+                summary.bad_input += bool(row.pop("_input_error", False))
+                status = row["status"]
+                summary.statuses[status] = summary.statuses.get(status, 0) + 1
+                earlier = previous.get(row["run_id"], {}).get("status")
+                note = ""
+                if status == "failed" and earlier == "done":
+                    summary.kept += 1  # a failed rerun never costs the result it was meant to refresh
+                    note = " (the earlier finished result is kept)"
+                else:
+                    folder.record(row, metric_rows)
+                if status != "done" and console is not None:
+                    progress.console.print(f"{row['variant']} seed {row['seed']}: {status}: {row['error']}{note}",
+                                           style="yellow", markup=False, highlight=False)
+                if row.get("warnings"):
+                    summary.warnings.append(f"{row['variant']} seed {row['seed']}: {row['warnings']}")
                 progress.advance(bar)
         summary.plots = summarize(spec, folder)
         finished = time.time()
         summary.seconds = finished - started
-        write_json(folder.root / "manifest.json", manifest(
-            started, per_run_threads, jobs, finished=finished,
+        write_json(folder.manifest_path, manifest(
+            started, per_run_threads, jobs, finished=finished, deterministic=deterministic,
             runs={"planned": summary.planned, "skipped": summary.skipped, **summary.statuses},
         ))
     return summary
+
+
+def write_spec_version(folder: ResultsFolder, spec: Spec) -> None:
+    """spec.yaml is the spec of the latest sweep; specs/<digest>.yaml keeps every version of the
+    spec that ever wrote into the folder (two ``--set`` values, two files)."""
+    import hashlib
+
+    text = yaml.safe_dump(spec.resolved(), sort_keys=False)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    version = folder.root / "specs" / f"{digest}.yaml"
+    if not version.exists():
+        atomic_write(version, text)
+    atomic_write(folder.root / "spec.yaml", text)
 
 
 def spread_shared_models(runs: list[Run]) -> list[Run]:
@@ -345,8 +466,8 @@ def sweep_outlook(spec_path: str | Path, overrides: list[str], out_root: str | P
 def _finished_cleanly(folder: ResultsFolder) -> bool:
     """Whether the last sweep on ``folder`` got to its end (its manifest has a finish time)."""
     try:
-        return "finished" in json.loads((folder.root / "manifest.json").read_text())
-    except (OSError, ValueError):
+        return "finished" in read_manifest(folder.root)
+    except InfobenchError:
         return False
 
 

@@ -388,15 +388,23 @@ class Spec:
 
 @dataclass
 class Run:
-    """One unit of work: a fully resolved configuration; its id is a hash of that configuration."""
+    """One unit of work: a fully resolved configuration; its id is a hash of that configuration
+    (which, once planned, holds the content digests of the data files it reads under ``data``).
+    ``code`` is the digest of the code it runs (``infobench.provenance``), set by the planner."""
 
     config: dict[str, Any]
     variant: str
+    code: str = ""
 
     @property
     def run_id(self) -> str:
-        canonical = json.dumps(self.config, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        return _digest(self.config)
+
+    @property
+    def setting_id(self) -> str:
+        """The id shared by the seeds of one setting: the configuration's hash without the seed.
+        Runs are pooled (mean ± std over seeds) only when they share it."""
+        return _digest({k: v for k, v in self.config.items() if k != "seed"})
 
     @property
     def task(self) -> str:
@@ -422,6 +430,11 @@ class Run:
     def model(self) -> str:
         model = self.config.get("model")
         return model["name"] if model else ""
+
+
+def _digest(config: dict[str, Any]) -> str:
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def _format_value(value: Any) -> str:

@@ -247,7 +247,7 @@ def test_csv_is_long_and_machine_readable(v1):
     frame = pd.read_csv(io.StringIO(text))
     assert list(frame.columns) == [
         "dataset", "model", "method", "variant", "split", "metric",
-        "mean", "std", "n", "best", "delta", "is_baseline",
+        "mean", "std", "n", "best", "delta", "is_baseline", "stale",
     ]
     tent = frame[(frame["method"] == "tent") & (frame["metric"] == "accuracy")].iloc[0]
     assert tent["mean"] == pytest.approx(0.87)

@@ -62,10 +62,11 @@ def test_record_replaces_a_rerun_and_purge_drops_orphans(tmp_path):
     # metrics of a run whose done row never landed (killed between the two writes)
     atomic_append_rows(folder.metrics_path, METRIC_COLUMNS, [metric_row("ghost", 0.9)])
     assert set(load_metrics([tmp_path])["run_id"]) == {"a"}  # readers ignore it
-    assert folder.purge(set()) == 1
+    assert folder.purge() == 1
     assert [r["run_id"] for r in read_rows(folder.metrics_path)] == ["a"]
-    # a forced rerun of "a" drops its old rows too
-    assert folder.purge({"a"}) == 1
+    # a rerun of "a" replaces its rows in the same write that adds the new ones
+    folder.record(run_row("a", "done"), [metric_row("a", 0.75)])
+    assert [float(r["value"]) for r in read_rows(folder.metrics_path)] == [0.75]
 
 
 def test_load_many_folders_into_one_frame(tmp_path):

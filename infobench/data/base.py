@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -49,12 +50,52 @@ class Dataset:
 
     ``seed`` drives only the randomness of shifts (corruption noise); the split into
     train/val/test is fixed by the dataset's own parameters so every seed sees the same data.
+
+    Besides ``load``, a plugin declares what a run's identity and the trained-model cache need:
+
+    ``test_only``
+        Names of ``Params`` fields that shape only the shifted test domains, never the train
+        and val splits a model is trained on (digits-c's ``corruptions`` and ``severity``).
+        :meth:`train_params` leaves them out, so changing only them reuses a trained model.
+        Anything that can change train or val (split fractions and seeds, sizes, data seeds,
+        the path of the training data) is not test-only. Checked against ``Params`` when the
+        plugin class is defined.
+    :meth:`files`
+        The local files ``load`` will read with the current params, so that a run can be
+        identified by their content. Cheap (paths only, nothing parsed); a missing file raises
+        the ``DataError`` that ``load`` would, naming the path and the expected layout, so it
+        is reported before any run starts. The default, no files, is for generated data.
+    :meth:`train_files`
+        Those of :meth:`files` that can change the train and val splits; by default all.
     """
 
     Params: ClassVar[type[BaseModel]] = NoParams
+    test_only: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = [name for name in cls.test_only if name not in cls.Params.model_fields]
+        if unknown:
+            raise TypeError(f"{cls.__name__}.test_only names {unknown}, not fields of its Params")
 
     def __init__(self, params: BaseModel | None = None):
         self.params = params if params is not None else self.Params()
 
     def load(self, seed: int) -> DataBundle:
         raise NotImplementedError
+
+    def files(self) -> list[Path]:
+        """The local files :meth:`load` reads with these params (none: generated data)."""
+        return []
+
+    def train_files(self) -> list[Path]:
+        """The files among :meth:`files` that the train and val splits can depend on."""
+        return self.files()
+
+    def train_params(self) -> dict:
+        """The params as JSON-ready values, less the :attr:`test_only` fields.
+
+        Two instances with equal ``train_params()`` (and equal :meth:`train_files` content)
+        give the same train and val splits.
+        """
+        return self.params.model_dump(mode="json", exclude=set(self.test_only))

@@ -1,12 +1,20 @@
 """CIFAR-10 from its "python version" folder, read without executing anything from the pickles.
 
 The batches are pickled dicts, and a pickle can name any importable callable to run on load.
-:class:`RestrictedUnpickler` therefore resolves only the few numpy globals an array needs and
-refuses every other, so a tampered file fails with a ``DataError`` instead of running code.
+:class:`RestrictedUnpickler` therefore calls none of numpy's: the few globals a numpy array's
+pickle names are replaced by stand-ins that check what the pickle claims (plain numeric dtype,
+values exactly as many bytes as the shape needs) before building the array from those bytes,
+and every other global is refused. A tampered file fails with a ``DataError``; it can neither
+run code, nor make numpy allocate what the file does not hold, nor crash numpy (an object-dtype
+array whose state holds too few items does, on unpickling, in numpy 2.4).
+
+Left to Python: a counted opcode (bytes of a given length) makes CPython's unpickler reserve that
+length before reading it. That memory is never touched, and such a file fails as truncated.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 from pathlib import Path
 from typing import Any
@@ -27,11 +35,6 @@ from infobench.data.splits import HeldOutParams, carve_val
 from infobench.errors import DataError
 from infobench.registry import register
 
-try:
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # numpy < 2 has no numpy._core
-    from numpy.core import multiarray as _multiarray
-
 CIFAR10_FORMAT = (
     "the CIFAR-10 python version: a folder with data_batch_1 ... data_batch_5 and test_batch, "
     "each a pickled dict with b'data' uint8 (n, 3072) and b'labels' (n,) in 0..9"
@@ -40,21 +43,114 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 IMAGE_SHAPE = (3, 32, 32)
 
-# numpy 1 pickles (the official files) name numpy.core.multiarray, numpy 2 numpy._core.multiarray;
-# both map to the objects of the numpy installed, so nothing is imported on the pickle's behalf.
+# numpy pickles a dtype as dtype(spec, align, copy) followed by this state, the byte order in
+# second place; anything else (fields, sub-arrays, flags, an explicit size) is not a plain number.
+_DTYPE_STATE_TAIL = (None, None, None, -1, -1, 0)
+
+
+def _text(value: Any) -> Any:
+    # Python 2 pickles (the official files) read with encoding="bytes" give str values as bytes.
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+class _PickledDtype:
+    """Stands for ``numpy.dtype(spec, ...)`` in a pickle; only a plain numeric dtype is built."""
+
+    def __init__(self, spec: Any, align: Any = False, copy: Any = True):
+        self.spec, self.byteorder = _text(spec), "="
+
+    def __setstate__(self, state: Any) -> None:
+        plain = (
+            isinstance(state, tuple)
+            and len(state) == 8
+            and state[0] == 3
+            and _text(state[1]) in ("<", ">", "|", "=")
+            and state[2:] == _DTYPE_STATE_TAIL
+        )
+        if not plain:
+            raise DataError(
+                f"refused dtype {self.spec!r} with state {state!r}: only plain numeric dtypes "
+                "are allowed"
+            )
+        self.byteorder = _text(state[1])
+
+    def build(self) -> np.dtype:
+        try:
+            dtype = np.dtype(self.spec) if isinstance(self.spec, str) else None
+        except (TypeError, ValueError):
+            dtype = None
+        if dtype is None or dtype.kind not in "biuf":
+            raise DataError(f"refused dtype {self.spec!r}: only plain numeric dtypes are allowed")
+        return dtype.newbyteorder(self.byteorder)
+
+
+def _dtype_of(value: Any) -> np.dtype:
+    if not isinstance(value, _PickledDtype):
+        raise DataError(f"expected a pickled numpy dtype, got a {type(value).__name__}")
+    return value.build()
+
+
+class _PickledArray:
+    """Stands for ``_reconstruct(ndarray, (0,), ...)``; the array is built from its state."""
+
+    def __init__(self) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        # numpy writes (version, shape, dtype, is_fortran, raw bytes); old pickles lack version.
+        if isinstance(state, tuple) and len(state) == 5:
+            state = state[1:]
+        if not (isinstance(state, tuple) and len(state) == 4):
+            raise DataError("unexpected numpy array state")
+        shape, dtype, fortran_order, values = state
+        dtype = _dtype_of(dtype)
+        if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+            raise DataError(f"array shape {shape!r} is not a tuple of sizes")
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+        if not isinstance(values, bytes) or len(values) != nbytes:
+            found = len(values) if isinstance(values, bytes) else type(values).__name__
+            raise DataError(f"array of shape {shape} {dtype} needs {nbytes} bytes, found {found}")
+        order = "F" if fortran_order else "C"
+        self.array = np.frombuffer(values, dtype=dtype).reshape(shape, order=order)
+
+
+def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> _PickledArray:
+    # numpy always pickles an empty (0,) array here and sends shape and data in the state.
+    if subtype is not _ndarray or shape != (0,):
+        raise DataError(f"refused array reconstruction of shape {shape!r}")
+    return _PickledArray()
+
+
+def _ndarray(*args: Any, **kwargs: Any) -> None:
+    # Named by pickles only as _reconstruct's first argument; called, it would allocate any size.
+    raise DataError("refused to call numpy.ndarray (it would allocate whatever size is asked)")
+
+
+def _scalar(dtype: Any, value: Any) -> Any:
+    """Stands for numpy's ``scalar(dtype, raw bytes)``: one number of a plain numeric dtype."""
+    dtype = _dtype_of(dtype)
+    if not isinstance(value, bytes) or len(value) != dtype.itemsize:
+        raise DataError(f"a {dtype} scalar needs {dtype.itemsize} bytes")
+    return np.frombuffer(value, dtype=dtype)[0]
+
+
+# numpy 1 pickles (the official files) name numpy.core.multiarray, numpy 2 numpy._core.multiarray.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    ("numpy", "ndarray"): _ndarray,
+    ("numpy", "dtype"): _PickledDtype,
     **{
-        (module, name): getattr(_multiarray, name)
+        (module, name): stand_in
         for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-        for name in ("_reconstruct", "scalar")
+        for name, stand_in in (("_reconstruct", _reconstruct), ("scalar", _scalar))
     },
 }
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that rebuilds numpy arrays and builtin containers, and refuses other globals."""
+    """An unpickler of builtin containers and numeric numpy arrays that refuses other globals.
+
+    Arrays come out as :class:`_PickledArray` stand-ins; :func:`unpickled_array` gives the array.
+    """
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -65,10 +161,15 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
+def unpickled_array(value: Any) -> Any:
+    """``value``, or the array if it is an array stand-in (None if the pickle gave it no data)."""
+    return value.array if isinstance(value, _PickledArray) else value
+
+
 def _field(batch: dict, key: str) -> Any:
     # Python 2 pickles (the official files) read with encoding="bytes" have bytes keys;
     # batches re-pickled under Python 3 usually have str keys.
-    return batch.get(key.encode(), batch.get(key))
+    return unpickled_array(batch.get(key.encode(), batch.get(key)))
 
 
 def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
@@ -100,6 +201,12 @@ def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.
     return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
 
+def cifar10_files(folder: Path | str) -> list[Path]:
+    """The batch files of a CIFAR-10 folder, training batches first; a ``DataError`` if one lacks."""
+    folder = require_dir(folder, CIFAR10_FORMAT)
+    return [require_file(folder / name, CIFAR10_FORMAT) for name in (*TRAIN_BATCHES, TEST_BATCH)]
+
+
 def cifar10_splits(folder: Path | str, params: HeldOutParams) -> tuple[Split, Split, Split]:
     """Clean (train, val, test), x float32 (n, 3, 32, 32) in [0, 1]; val is carved from train."""
     folder = require_dir(folder, CIFAR10_FORMAT)
@@ -124,6 +231,11 @@ class CIFAR10(Dataset):
         path: PathStr = Field(
             "data/cifar-10-batches-py", description=f"the folder: {CIFAR10_FORMAT}"
         )
+
+    test_only = ()  # every field shapes the train and val splits
+
+    def files(self) -> list[Path]:
+        return cifar10_files(self.params.path)
 
     def load(self, seed: int) -> DataBundle:
         train, val, test = cifar10_splits(self.params.path, self.params)

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from infobench.data.base import DataBundle, Dataset, Split
-from infobench.data.cifar10 import CIFAR10_FORMAT, IMAGE_SHAPE, cifar10_splits
+from infobench.data.cifar10 import CIFAR10_FORMAT, IMAGE_SHAPE, cifar10_files, cifar10_splits
 from infobench.data.files import (
     PathStr,
     check_labels,
@@ -54,15 +54,21 @@ def read_labels(folder: Path) -> np.ndarray:
     return check_labels(raw, len(raw), path, CIFAR10C_FORMAT, name="labels", num_classes=10)
 
 
-def read_corruption(
-    folder: Path, name: str, levels: list[int], labels: np.ndarray
-) -> dict[int, Split]:
-    """The test sets of one corruption at ``levels``: x float32 (n, 3, 32, 32) in [0, 1]."""
+def corruption_file(folder: Path, name: str) -> Path:
+    """``folder/<name>.npy``, or a ``DataError`` listing the corruptions that are there."""
     path = folder / f"{name}.npy"
     if not path.is_file():
         # Name what is there: a misspelt corruption is the likely cause.
         found = ", ".join(available_corruptions(folder)) or "none"
         raise data_error(path, f"no such file (corruptions found: {found})", CIFAR10C_FORMAT)
+    return path
+
+
+def read_corruption(
+    folder: Path, name: str, levels: list[int], labels: np.ndarray
+) -> dict[int, Split]:
+    """The test sets of one corruption at ``levels``: x float32 (n, 3, 32, 32) in [0, 1]."""
+    path = corruption_file(folder, name)
     images = _read_npy(path)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
         raise data_error(path, f"holds {images.dtype} of shape {images.shape}", CIFAR10C_FORMAT)
@@ -118,13 +124,32 @@ class CIFAR10C(Dataset):
                 raise ValueError(f"corruptions must not repeat, got {names}")
             return names
 
+    # The corrupted sets only ever become test domains; train/val come from train_path.
+    test_only = ("path", "corruptions", "severity")
+
+    def _corruptions(self) -> tuple[Path, list[str]]:
+        """The CIFAR-10-C folder and the corruptions to load from it, in domain order."""
+        folder = require_dir(self.params.path, CIFAR10C_FORMAT)
+        names = self.params.corruptions
+        if names is None:
+            names = available_corruptions(folder)
+        if not names:
+            raise data_error(folder, "holds no <corruption>.npy file", CIFAR10C_FORMAT)
+        return folder, names
+
+    def files(self) -> list[Path]:
+        """The labels, the chosen corruptions' files, then the clean CIFAR-10 batches."""
+        folder, names = self._corruptions()
+        labels = require_file(folder / LABELS_FILE, CIFAR10C_FORMAT)
+        return [labels, *(corruption_file(folder, name) for name in names), *self.train_files()]
+
+    def train_files(self) -> list[Path]:
+        return cifar10_files(self.params.train_path)
+
     def load(self, seed: int) -> DataBundle:
         """Domains ``"<corruption>@<severity>"``, by corruption then severity; ``seed`` is unused."""
         p = self.params
-        folder = require_dir(p.path, CIFAR10C_FORMAT)
-        names = p.corruptions if p.corruptions is not None else available_corruptions(folder)
-        if not names:
-            raise data_error(folder, "holds no <corruption>.npy file", CIFAR10C_FORMAT)
+        folder, names = self._corruptions()
         labels = read_labels(folder)
         levels = as_levels(p.severity)
         domains = {

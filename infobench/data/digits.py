@@ -48,6 +48,12 @@ def digit_images() -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def digit_files() -> list[Path]:
+    """The file :func:`digit_images` reads: sklearn's digits.csv.gz (none if sklearn moved it)."""
+    path = _bundled_digits_file()
+    return [path] if path.exists() else []
+
+
 def digit_splits(params: SplitParams) -> tuple[Split, Split, Split]:
     """Stratified (train, val, test) splits of the digits, fixed by ``params`` (not the run seed)."""
     x, y = digit_images()
@@ -60,6 +66,11 @@ class Digits(Dataset):
 
     class Params(SplitParams):
         """Stratified split of the 1,797 digits; train keeps 1 - val_fraction - test_fraction."""
+
+    test_only = ()  # every field moves rows between train, val and test
+
+    def files(self) -> list[Path]:
+        return digit_files()
 
     def load(self, seed: int) -> DataBundle:
         train, val, test = digit_splits(self.params)

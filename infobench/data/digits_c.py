@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from infobench.data.base import DataBundle, Dataset, Split
 from infobench.data.corruptions import CORRUPTIONS, corrupt
-from infobench.data.digits import digit_splits
+from infobench.data.digits import digit_files, digit_splits
 from infobench.data.severity import Severity, as_levels, domain_key
 from infobench.data.splits import SplitParams
 from infobench.registry import register
@@ -54,6 +55,12 @@ class DigitsC(Dataset):
             if len(set(names)) != len(names):
                 raise ValueError(f"corruptions must not repeat, got {names}")
             return names
+
+    # Corruptions are applied to the test split only; the split itself is SplitParams'.
+    test_only = ("corruptions", "severity")
+
+    def files(self) -> list[Path]:
+        return digit_files()
 
     def load(self, seed: int) -> DataBundle:
         """Clean digits splits; ``domains["<corruption>@<severity>"]`` is the corrupted test split.

@@ -6,9 +6,10 @@ path and the format that was expected, so the user can fix the file without read
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import numpy as np
 from pydantic import BeforeValidator
@@ -23,6 +24,19 @@ PathStr = Annotated[
 
 Plain strings keep the spec, its JSON dump and ``infobench list`` free of ``PosixPath(...)``.
 """
+
+
+MAX_CLASSES = 100_000
+"""Class labels must lie in ``0 .. MAX_CLASSES - 1``.
+
+A label is an index into the model's output layer and into per-class counts, so one stray value
+(say 2**31) would size those at billions of entries. 100,000 is well above any classification
+benchmark infobench is meant for (ImageNet-21k has 21,841 classes) and keeps such a layer at a
+few hundred MB.
+"""
+
+READ_CHUNK = 1 << 20
+"""Bytes asked of a stream at a time: file readers (gzip's, Python's) allocate what is asked."""
 
 
 def data_error(path: Path | str, problem: str, expected: str) -> DataError:
@@ -71,7 +85,8 @@ def check_labels(
 ) -> np.ndarray:
     """Class labels 0, 1, ... (below ``num_classes`` if given) of shape (n,), as int64.
 
-    Integer dtypes and floats holding whole numbers are accepted.
+    Integer dtypes and floats holding whole numbers are accepted. Without ``num_classes`` labels
+    must still be below :data:`MAX_CLASSES`, as the number of classes is then taken from them.
     """
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != n:
@@ -86,7 +101,51 @@ def check_labels(
         raise data_error(
             path, f"{name!r} holds label {y.max()} outside 0..{num_classes - 1}", expected
         )
+    if len(y) and y.max() >= MAX_CLASSES:
+        raise data_error(
+            path,
+            f"{name!r} holds label {y.max()}, but labels must be below {MAX_CLASSES:,} "
+            "(class indices 0, 1, ...)",
+            expected,
+        )
     return y.astype(np.int64)
+
+
+def read_values(
+    stream: BinaryIO,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    path: Path | str,
+    expected: str,
+    name: str | None = None,
+    fortran_order: bool = False,
+) -> np.ndarray:
+    """The array of ``shape`` and ``dtype`` whose values are the rest of ``stream``, exactly.
+
+    A header's claims are not trusted with memory: the size is computed with Python ints (no
+    overflow), and the values are read in chunks of :data:`READ_CHUNK` and only up to one byte
+    past that size, so memory grows with the bytes really there, never with the claim, and
+    trailing data (however much a gzip would expand to) is detected without being read. A
+    ``DataError`` names ``path`` (and the array ``name``) when the stream holds fewer or more.
+    """
+    nbytes = math.prod(shape) * dtype.itemsize
+    values = bytearray()
+    while len(values) <= nbytes:
+        chunk = stream.read(min(READ_CHUNK, nbytes + 1 - len(values)))
+        if not chunk:
+            break
+        values += chunk
+    if len(values) != nbytes:
+        problem, found = (
+            ("truncated", len(values)) if len(values) < nbytes else ("has trailing bytes", "more")
+        )
+        prefix = f"{name!r} " if name else ""
+        raise data_error(
+            path,
+            f"{prefix}{problem}: shape {shape} needs {nbytes} bytes of values, found {found}",
+            expected,
+        )
+    return np.frombuffer(values, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
 
 
 def unit_float(pixels: np.ndarray) -> np.ndarray:

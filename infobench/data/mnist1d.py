@@ -20,6 +20,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from mnist1d.data import get_dataset_args, get_templates
@@ -144,6 +145,12 @@ class MNIST1D(Dataset):
                         f"shift {name!r}: max_translation must be an integer >= 1, got {translation}"
                     )
             return shifts
+
+    # Shifts only add test domains: the clean data is generated without their overrides.
+    test_only = ("shifts",)
+
+    def files(self) -> list[Path]:
+        return []  # generated from the package's templates, which are code
 
     def load(self, seed: int) -> DataBundle:
         """Train/val from the package's training part, test from its test part, plus shifts.

@@ -7,13 +7,24 @@ An IDX file is: two zero bytes, a type code byte, a byte giving the number of di
 from __future__ import annotations
 
 import gzip
+import io
+import struct
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from pydantic import Field
 
 from infobench.data.base import DataBundle, Dataset, Split
-from infobench.data.files import PathStr, check_labels, data_error, require_dir, unit_float
+from infobench.data.files import (
+    PathStr,
+    check_labels,
+    data_error,
+    read_values,
+    require_dir,
+    unit_float,
+)
 from infobench.data.splits import HeldOutParams, carve_val
 from infobench.registry import register
 
@@ -41,48 +52,44 @@ IDX_TYPES = {
 }
 
 
-def parse_idx(raw: bytes, path: Path | str) -> np.ndarray:
-    """The array encoded by the IDX bytes ``raw`` (read from ``path``, named in errors)."""
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise data_error(path, f"bad magic number {raw[:4].hex() or 'none'}", IDX_FORMAT)
-    code, ndim = raw[2], raw[3]
+def read_idx_stream(stream: BinaryIO, path: Path | str) -> np.ndarray:
+    """The array encoded by the IDX bytes of ``stream`` (read from ``path``, named in errors).
+
+    The header is checked before any value is read, and the values are read with
+    :func:`~infobench.data.files.read_values`: what the header claims is never allocated
+    before the file shows it holds that much, and data past the claimed size is not read.
+    """
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
+        raise data_error(path, f"bad magic number {magic.hex() or 'none'}", IDX_FORMAT)
+    code, ndim = magic[2], magic[3]
     if code not in IDX_TYPES:
         raise data_error(path, f"unknown type code 0x{code:02x}", IDX_FORMAT)
-    header_end = 4 + 4 * ndim
-    if len(raw) < header_end:
+    sizes = stream.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise data_error(
-            path, f"header truncated: {ndim} sizes need {header_end} bytes", IDX_FORMAT
+            path, f"header truncated: {ndim} sizes need {4 + 4 * ndim} bytes", IDX_FORMAT
         )
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    shape = struct.unpack(f">{ndim}I", sizes)
     dtype = IDX_TYPES[code]
-    expected = int(np.prod(shape)) * dtype.itemsize
-    found = len(raw) - header_end
-    if found != expected:
-        problem = "truncated" if found < expected else "has trailing bytes"
-        raise data_error(
-            path,
-            f"{problem}: shape {shape} needs {expected} bytes of values, found {found}",
-            IDX_FORMAT,
-        )
-    return (
-        np.frombuffer(raw, dtype=dtype, offset=header_end)
-        .reshape(shape)
-        .astype(dtype.newbyteorder("="))
-    )
+    values = read_values(stream, shape, dtype, path, IDX_FORMAT)
+    # Native byte order; a no-op (no copy) for the one-byte types of MNIST.
+    return values.astype(dtype.newbyteorder("="), copy=False)
+
+
+def parse_idx(raw: bytes, path: Path | str) -> np.ndarray:
+    """The array encoded by the IDX bytes ``raw`` (read from ``path``, named in errors)."""
+    return read_idx_stream(io.BytesIO(raw), path)
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """The array in an IDX file, gunzipped first when the name ends in .gz."""
+    """The array in an IDX file, gunzipped (as a stream) when the name ends in .gz."""
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError) as err:
-        # gzip reports a damaged stream as BadGzipFile (an OSError) or EOFError.
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as stream:
+            return read_idx_stream(stream, path)
+    except (OSError, EOFError, zlib.error) as err:
+        # gzip reports a damaged stream as BadGzipFile (an OSError), EOFError or zlib.error.
         raise data_error(path, f"cannot be read ({err})", IDX_FORMAT) from err
-    return parse_idx(raw, path)
 
 
 def find_idx(folder: Path, name: str) -> Path:
@@ -114,6 +121,13 @@ class MNISTIdx(Dataset):
         """The folder of the four IDX files and the val carve-out / subsample of train."""
 
         path: PathStr = Field("data/mnist", description=f"the folder: {MNIST_FORMAT}")
+
+    test_only = ()  # every field shapes the train and val splits
+
+    def files(self) -> list[Path]:
+        """The four IDX files, each plain or .gz as :func:`find_idx` picks it."""
+        folder = require_dir(self.params.path, MNIST_FORMAT)
+        return [find_idx(folder, name) for names in MNIST_FILES.values() for name in names]
 
     def load(self, seed: int) -> DataBundle:
         p = self.params

@@ -54,6 +54,10 @@ class MIEstimator:
     # deterministic function of x (a layer's activations), as the KDE bounds do
     deterministic_y: ClassVar[bool] = False
     max_dims: ClassVar[int | None] = None  # the most columns x and y may each have (None: any)
+    # True where estimate(x, y) == estimate(y, x) for two real (or two discrete) variables, up to
+    # rounding and tie-breaking noise (tests/mi/test_mi_properties.py checks the claim); the
+    # critic bounds are symmetric only in distribution (the critic's initialisation differs)
+    symmetric: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel | None = None):
         self.params = params if params is not None else self.Params()

@@ -33,8 +33,10 @@ def trained_model(
 
     ``role`` ("source", "teacher", ...) and ``loss_key`` (a description of a non-default
     training loss) enter the cache key, so different training objectives never share weights.
+    The dataset enters it as what shapes training (``cache.model_key_parts``): test-only
+    parameters and file paths stay out, file content goes in.
     """
-    from infobench.cache import cached_model
+    from infobench.cache import cached_model, model_key_parts
     from infobench.models.train import TrainConfig, build_model, train_classifier
 
     config = TrainConfig.model_validate(train_cfg)
@@ -47,6 +49,6 @@ def trained_model(
 
     key = {"dataset": dataset_cfg, "model": model_cfg, "train": config.model_dump(mode="json"),
            "seed": seed, "role": role, "loss": loss_key}
-    model = cached_model(key, build, train)
+    model = cached_model(model_key_parts(key), build, train)
     model.eval()
     return model

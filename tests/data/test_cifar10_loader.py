@@ -6,6 +6,7 @@ import os
 import pickle
 import re
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -20,10 +21,11 @@ PER_BATCH = 10  # images per training batch file: 50 training images in all
 
 
 class _Python2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 ``str`` opcodes, as in the official CIFAR-10 files.
+    """Writes bytes and str as Python 2 ``str`` opcodes, as in the official CIFAR-10 files.
 
     Python 3 pickles bytes at protocol 2 through ``_codecs.encode``, a global the loader
-    rightly refuses; the official files never contain it.
+    rightly refuses; the official files never contain it. Their numpy dtype arguments ('u1',
+    the byte order '|') are Python 2 str too, so they come back as bytes.
     """
 
     def save_bytes(self, obj: bytes) -> None:
@@ -33,8 +35,12 @@ class _Python2Pickler(pickle._Pickler):
             self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
         self.memoize(obj)
 
+    def save_str(self, obj: str) -> None:
+        self.save_bytes(obj.encode("latin-1"))
+
     dispatch = dict(pickle._Pickler.dispatch)
     dispatch[bytes] = save_bytes
+    dispatch[str] = save_str
 
 
 def _write_python2_batch(path, data: np.ndarray, labels: list[int]) -> None:
@@ -152,6 +158,84 @@ def test_cifar10_malformed_batches_name_path_and_format(tmp_path, content, match
     assert str(path) in str(info.value) and "expected the CIFAR-10 python version" in str(
         info.value
     )
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.arange(8, dtype=">i2"), [np.int64(i) for i in range(8)], np.arange(8, dtype=np.uint8)],
+    ids=["big-endian array", "numpy scalars", "uint8 array"],
+)
+def test_cifar10_labels_may_be_numpy_arrays_or_scalars(tmp_path, labels):
+    folder = _write_cifar10(tmp_path / "cifar")
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({"data": _images(8, 100), "labels": labels}, f, protocol=4)
+    bundle = CIFAR10(CIFAR10.Params(path=folder)).load(0)
+    assert bundle.test.y.tolist() == list(range(8)) and bundle.test.y.dtype == np.int64
+
+
+_RECONSTRUCT = np.zeros(0).__reduce__()[0]  # numpy's _reconstruct, whichever module holds it
+
+
+class _Reduce:
+    """Pickles as ``function(*args)``, then ``__setstate__(state)`` when a state is given."""
+
+    def __init__(self, function, args, state=None):
+        self.reduced = (function, args) if state is None else (function, args, state)
+
+    def __reduce__(self):
+        return self.reduced
+
+
+class _TamperedDtype:
+    """Pickles as numpy's V8 dtype with its flags set to "holds Python objects"."""
+
+    def __reduce__(self):
+        return (np.dtype, ("V8", False, True), (3, "|", None, None, None, 8, 1, 1))
+
+
+def _array(shape, dtype, values):
+    return _Reduce(_RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, shape, dtype, False, values))
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        # numpy.ndarray((n,), "O") allocated and filled n object slots: 2**28 took 2 GB, 13 s.
+        (_Reduce(np.ndarray, ((2**31,), np.dtype("u1"))), "refused to call numpy.ndarray"),
+        (
+            _Reduce(_RECONSTRUCT, (np.ndarray, (2**31,), b"B")),
+            r"refused array reconstruction of shape \(2147483648,\)",
+        ),
+        # An object array whose state holds too few items: numpy 2.4 crashes (segfault) on it.
+        (_array((1,), np.dtype("O"), []), "refused dtype 'O8' with state"),
+        (_array((1,), _TamperedDtype(), b"AAAAAAAA"), "refused dtype 'V8' with state"),
+        (_array((2**31,), np.dtype("u1"), bytes(4)), r"needs 2147483648 bytes, found 4"),
+        (_array((4194304,) * 3, np.dtype("u1"), b""), f"needs {2**66} bytes, found 0"),
+    ],
+    ids=[
+        "ndarray-call",
+        "reconstruct-shape",
+        "object-dtype",
+        "dtype-flags",
+        "short-data",
+        "overflow",
+    ],
+)
+def test_cifar10_pickled_arrays_cannot_claim_what_the_file_lacks(tmp_path, data, match):
+    """What a pickle claims about an array is checked before numpy is asked to allocate it."""
+    folder = _write_cifar10(tmp_path / "cifar")
+    path = folder / "test_batch"
+    with open(path, "wb") as f:
+        pickle.dump({b"data": data, b"labels": []}, f, protocol=4)
+    assert path.stat().st_size < 300
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=match) as info:
+            CIFAR10(CIFAR10.Params(path=folder)).load(0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20 and str(path) in str(info.value)
 
 
 def _write_cifar10_c(folder, n: int = 6, labels_per_severity: bool = True):

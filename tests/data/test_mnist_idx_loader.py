@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -132,3 +134,66 @@ def test_corrupt_gzip_names_the_path(tmp_path):
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(DataError, match=re.escape(f"{path}: cannot be read")):
         MNISTIdx(MNISTIdx.Params(path=folder)).load(0)
+
+
+def _refused_load(folder) -> tuple[int, str]:
+    """The peak traced allocation (numpy's arrays included) of loading ``folder``, which must
+    fail, and its DataError message."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as info:
+            MNISTIdx(MNISTIdx.Params(path=folder)).load(0)
+        return tracemalloc.get_traced_memory()[1], str(info.value)
+    finally:
+        tracemalloc.stop()
+
+
+def test_gzip_with_6_gib_of_trailing_zeros_is_refused_unread(tmp_path):
+    """Issue 12.13: "An idx file with 6 GiB of trailing zeros (6.4 MB gzipped) is read whole
+    before the size check" (it ran out of a 4 GB address space after 44 s)."""
+    folder = _write_mnist(tmp_path / "mnist")
+    (folder / "train-images-idx3-ubyte").unlink()
+    path = folder / "train-images-idx3-ubyte.gz"
+    # gzip members may be concatenated: 6144 copies of 1 MiB of zeros, written in milliseconds.
+    zeros = gzip.compress(bytes(2**20), compresslevel=9)
+    with open(path, "wb") as f:
+        f.write(gzip.compress(_images_raw()))
+        for _ in range(6 * 1024):
+            f.write(zeros)
+    assert path.stat().st_size < 7e6
+    started = time.perf_counter()
+    peak, message = _refused_load(folder)
+    assert peak < 4 * 2**20 and time.perf_counter() - started < 2.0
+    assert f"{path}: has trailing bytes: shape (20, 28, 28) needs 15680 bytes of values" in message
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize(
+    "shape, needs", [((4194304, 4194304, 4194304), 2**66), ((2**20, 28, 28), 2**20 * 784)]
+)
+def test_header_sizes_are_bounded_before_allocating(tmp_path, gz, shape, needs):
+    """Issue 12.13: "an idx header of (4194304, 4194304, 4194304) overflows `np.prod`" (to 0,
+    so an empty body passed the size check); and a header claiming 822 MB of a 15 kB body."""
+    folder = _write_mnist(tmp_path / "mnist", gz=gz)
+    name = "train-images-idx3-ubyte" + (".gz" if gz else "")
+    raw = struct.pack(">BBBB3I", 0, 0, 0x08, 3, *shape) + bytes(15680)
+    (folder / name).write_bytes(gzip.compress(raw) if gz else raw)
+    peak, message = _refused_load(folder)
+    assert peak < 4 * 2**20
+    assert (
+        f"{folder / name}: truncated: shape {shape} needs {needs} bytes of values, found 15680"
+        in message
+    )
+
+
+def test_a_label_beyond_max_classes_is_refused(tmp_path):
+    """The labels file's type code may be int32: one label of 2**31 - 1 would make 2**31 classes."""
+    folder = _write_mnist(tmp_path / "mnist")
+    labels = (np.arange(20) % 10).astype(np.int32)
+    labels[3] = 2**31 - 1
+    (folder / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(labels, 0x0C))
+    peak, message = _refused_load(folder)
+    assert (
+        f"{folder / 'train-labels-idx1-ubyte'}: 'labels' holds label {2**31 - 1}, but labels must be below"
+        in message
+    )

@@ -138,3 +138,37 @@ def test_fft_kde_label_case_for_separated_classes_is_ln2():
     labels = np.repeat([0, 1], 500)
     x = labels * 50.0 + np.random.default_rng(7).normal(size=1000)
     assert FFTKDE().estimate(x, labels) == pytest.approx(LN2, abs=1e-3)
+
+
+@pytest.mark.parametrize("classes", [2, 5, 10])
+def test_dsmi_of_an_independent_label_is_near_zero(classes):
+    # issue 15 item 2: DSE of all 1000 points minus the class-weighted DSE of classes of 1000 / k
+    # points gave 0.19 / 0.50 / 0.83 nats here; each class is now compared with random subsamples
+    # of its own size (the authors' construction)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1000, 2))
+    labels = rng.integers(0, classes, size=1000)
+    assert abs(DSMI().estimate(x, labels)) < 0.04
+
+
+def test_dsmi_subsamples_are_seeded():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1, 2], 100)
+    x = labels[:, None] + rng.normal(size=(300, 2))
+    first = DSMI().estimate(x, labels)
+    assert DSMI().estimate(x, labels) == first
+    assert DSMI(DSMI.Params(random_state=1)).estimate(x, labels) != first
+    # a single repetition is noisier but estimates the same quantity
+    assert DSMI(DSMI.Params(repetitions=1)).estimate(x, labels) == pytest.approx(first, abs=0.1)
+
+
+def test_vendi_refuses_one_real_column_with_the_cosine_kernel():
+    # issue 15: cos between 1-D vectors is sign(x_i x_j), so the MI was 0 whatever the dependence
+    x = np.random.default_rng(2).normal(size=(200, 1))
+    with pytest.raises(ValueError, match="kernel 'gaussian'"):
+        Vendi().estimate(x, 2 * x)
+    with pytest.raises(ValueError, match="single real column"):
+        Vendi().score(x)
+    assert "cosine kernel" in Vendi().unsupported(x, np.arange(200))
+    assert Vendi().unsupported(np.hstack([x, x**2]), np.arange(200)) is None
+    assert Vendi(Vendi.Params(kernel="gaussian")).estimate(x, 2 * x) > 1.0

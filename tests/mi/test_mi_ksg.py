@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infobench.mi.knn import _count_within_1d, count_within, joint_kth_and_counts, use_tree
+from infobench.mi.knn import (
+    KNNParams,
+    _count_within_1d,
+    count_within,
+    joint_kth_and_counts,
+    standardize_and_jitter,
+    use_tree,
+)
 from infobench.mi.ksg import KSG
 from infobench.mi.sklearn_ksg import SklearnKSG
 
@@ -56,7 +63,7 @@ def test_tree_and_brute_force_give_the_same_estimate():
     y = x @ rng.normal(size=(3, 2)) + rng.normal(size=(500, 2))
     tree = KSG().estimate(x, y)
     brute = KSG(KSG.Params(tree_max_dims=1)).estimate(x, y)
-    assert tree == pytest.approx(brute, abs=1e-6)  # brute force runs in float32
+    assert tree == pytest.approx(brute, abs=1e-12)  # float32 passes, float64 answers
     # the mixed (label) case compares brute-force radii with float64 counts: they must match exactly
     labels = (x[:, 0] > 0).astype(np.int64)
     mixed_tree = KSG().estimate(x, labels)
@@ -83,23 +90,79 @@ def maxnorm(a: np.ndarray) -> np.ndarray:
     return np.abs(a[:, None, :] - a[None, :, :]).max(axis=2)
 
 
+def brute_reference(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """float64 eps and marginal counts from full distance matrices, as the KD-tree path defines them:
+    rows within nextafter(eps, 0) (strictly below eps; at 0 when eps is 0), the row itself left out."""
+    dx, dy = maxnorm(x), maxnorm(y)
+    eps = np.sort(np.maximum(dx, dy), axis=1)[:, k]  # column 0 is the row itself
+    radius = np.nextafter(eps, 0)[:, None]
+    return eps, (dx <= radius).sum(1) - 1, (dy <= radius).sum(1) - 1
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_compiled_brute_force_matches_distance_matrices_with_ties(workers):
-    # small integers are exact in float32 and make many equal distances, ties at eps included
+    # small integers are exact in float32 and make many equal distances, ties at eps and eps = 0 included
     rng = np.random.default_rng(8)
     x = rng.integers(0, 4, size=(300, 3)).astype(np.float64)
     y = rng.integers(0, 4, size=(300, 2)).astype(np.float64)
-    dx, dy = maxnorm(x), maxnorm(y)
+    dx = maxnorm(x)
     k = 3
-    eps_ref = np.sort(np.maximum(dx, dy), axis=1)[:, k]  # column 0 is the row itself
+    eps_ref, nx_ref, ny_ref = brute_reference(x, y, k)
+    assert (eps_ref == 0).any()
     eps, (nx, ny) = joint_kth_and_counts([x, y], k, workers)
     assert np.array_equal(eps, eps_ref)
-    assert np.array_equal(nx, (dx < eps_ref[:, None]).sum(1) - 1)
-    assert np.array_equal(ny, (dy < eps_ref[:, None]).sum(1) - 1)
+    assert np.array_equal(nx, nx_ref) and np.array_equal(ny, ny_ref)
     radius = rng.uniform(0, 2, size=300)
     forced_brute = count_within(x, radius, tree_max_dims=1, workers=workers)
     assert np.array_equal(forced_brute, (dx <= radius[:, None]).sum(1))
     assert np.array_equal(forced_brute, count_within(x, radius, tree_max_dims=99))
+
+
+def quantised_pair(n: int, dx: int, dy: int, levels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Repeated rows, as saturated or quantised activations give: y depends on x through its first column."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, levels + 1, (n, dx)).astype(float)
+    return x, x[:, :1] + rng.integers(0, 2, (n, dy))
+
+
+def test_repeated_rows_give_the_tree_s_estimate_not_inf():
+    # issue 12 item 6: float32 brute force lost the 1e-10 tie-breaking noise, eps became 0 and KSG inf
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 4, (500, 2)).astype(float)
+    y = x + rng.integers(0, 2, (500, 2))
+    assert not use_tree(500, 4, None)  # the default takes brute force here
+    brute = KSG().estimate(x, y)
+    assert brute == pytest.approx(1.2457425773, abs=1e-9)
+    assert brute == KSG(KSG.Params(tree_max_dims=99)).estimate(x, y)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_brute_force_equals_the_tree_on_tied_data(seed):
+    # property: on repeated rows (any k, shape and number of levels) the two searches give the same
+    # eps, counts and estimates, for the continuous and the mixed (Ross) case
+    rng = np.random.default_rng(100 + seed)
+    n, dx, dy, levels, k = int(rng.integers(60, 400)), int(rng.integers(1, 4)), int(rng.integers(1, 4)), \
+        int(rng.integers(2, 5)), int(rng.integers(1, 6))
+    x, y = quantised_pair(n, dx, dy, levels, seed)
+    tree, brute = KSG.Params(k=k, tree_max_dims=99, workers=1), KSG.Params(k=k, tree_max_dims=1, workers=1)
+    assert np.isfinite(KSG(brute).estimate(x, y))
+    assert KSG(brute).estimate(x, y) == pytest.approx(KSG(tree).estimate(x, y), abs=1e-12)
+    labels = (x[:, 0] + y[:, -1] > levels).astype(np.int64)
+    xy = np.hstack([x, y])
+    assert KSG(brute).estimate(xy, labels) == pytest.approx(KSG(tree).estimate(xy, labels), abs=1e-12)
+    jittered = standardize_and_jitter([x, y], KNNParams())
+    eps_ref, nx_ref, ny_ref = brute_reference(*jittered, k)
+    eps, (nx, ny) = joint_kth_and_counts(jittered, k, workers=1)
+    assert np.array_equal(eps, eps_ref) and np.array_equal(nx, nx_ref) and np.array_equal(ny, ny_ref)
+
+
+def test_brute_force_is_exact_far_from_the_origin():
+    # float32 loses digits on large values: 1e4 + small steps must still give float64's answer
+    x, y = quantised_pair(300, 3, 2, 3, seed=9)
+    x, y = x * 1e-3 + 1e4, y + 1e-9 * np.random.default_rng(10).normal(size=(300, 2))
+    eps_ref, nx_ref, ny_ref = brute_reference(x, y, 3)
+    eps, (nx, ny) = joint_kth_and_counts([x, y], 3, workers=1)
+    assert np.array_equal(eps, eps_ref) and np.array_equal(nx, nx_ref) and np.array_equal(ny, ny_ref)
 
 
 def test_search_choice_follows_the_measured_crossover_and_can_be_forced():

@@ -1,4 +1,5 @@
-"""Critic bounds (MINE/DV, NWJ, InfoNCE, WDM): near a known Gaussian MI, InfoNCE capped at ln b, WDM ~0 when independent."""
+"""Critic bounds (MINE/DV, NWJ, InfoNCE, WDM): near a known Gaussian MI, InfoNCE capped at ln b, WDM ~0 when
+independent, held-out evaluation (no overfitting above the truth), seeded split."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def gaussian(n: int, rho: float, dim: int = 1, seed: int = 0):
 @pytest.mark.parametrize("name", ["mine", "nwj", "infonce"])
 def test_lower_bounds_approach_the_gaussian_truth_from_below(name):
     cls = registry.get("mi.estimator", name)
-    assert cls.is_bound
+    # NWJ and InfoNCE are bounds in expectation on held-out rows; DV's log of a mean is not
+    assert cls.is_bound == (name != "mine")
     x, y = gaussian(1500, 0.8)
     truth = -0.5 * np.log(1 - 0.64)
     value = cls(cls.Params(**FAST)).estimate(x, y)
@@ -49,3 +51,24 @@ def test_label_enters_one_hot_and_results_are_seeded():
     a = cls(cls.Params(**FAST)).estimate(x, labels)
     assert a == pytest.approx(np.log(2), abs=0.1)
     assert cls(cls.Params(**FAST)).estimate(x, labels) == a
+
+
+@pytest.mark.parametrize("name", ["mine", "nwj", "infonce"])
+def test_independent_pairs_are_not_overfitted_above_zero(name):
+    # issue 15 item 3: evaluated on its own training rows the critic overfits (0.59 / 0.33 / 0.66
+    # nats here with 300 steps); on held-out rows, with the critic picked on a validation slice, none is above 0
+    cls = registry.get("mi.estimator", name)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(500, 5)), rng.normal(size=(500, 5))
+    assert cls(cls.Params(steps=300, batch_size=128)).estimate(x, y) < 0.02
+
+
+def test_split_is_seeded_disjoint_and_refuses_too_few_rows():
+    cls = registry.get("mi.estimator", "nwj")
+    fit, valid, held_out = cls().split(100)
+    assert (len(fit), len(valid), len(held_out)) == (40, 10, 50)
+    assert len(np.unique(np.concatenate([fit, valid, held_out]))) == 100
+    assert np.array_equal(cls().split(100)[2], held_out)
+    assert not np.array_equal(cls(cls.Params(random_state=1)).split(100)[2], held_out)
+    with pytest.raises(ValueError, match="2 validation"):
+        cls().estimate(np.zeros((8, 1)), np.zeros((8, 1)))

@@ -137,8 +137,7 @@ class ProbabilityEstimationTask(Task):
         scenario = ProbabilityScenario.model_validate(cfg["scenario"])
         data, truth = latent_event_data(load_data(cfg["dataset"], run.seed), scenario.psi, run.seed)
         # the cache key must tell event labels of each psi apart from the dataset's own labels
-        keyed = {**cfg, "dataset": {**cfg["dataset"], "latent_event": scenario.psi}}
-        model = base_model(data, keyed, run.seed)
+        model = base_model(data, cfg, run.seed, role=f"latent-event-{scenario.psi}")
 
         calibrator, inputs = fitted_calibrator(run, model, data.val, ctx)
         logits = predict_logits(model, data.test.x)

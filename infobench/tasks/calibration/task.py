@@ -63,33 +63,35 @@ class LossBlock(BaseModel):
         return self
 
 
-def base_model(data, cfg: dict[str, Any], seed: int):
+def base_model(data, cfg: dict[str, Any], seed: int, role: str = "model"):
     """The run's base model, trained with its ``loss`` block and cached under that loss.
 
     The default ``ce`` shares the cache entry of every task training with cross-entropy.
+    ``role`` enters the cache key: a model trained on other labels than the dataset's own (the
+    event labels of ``probability_estimation``) names them there.
     """
     from infobench import registry
 
     loss_cfg = LossBlock.model_validate(cfg.get("loss", {}))
     if loss_cfg.name == "ce":
-        return trained_model(data, cfg["dataset"], cfg["model"], cfg["train"], seed)
+        return trained_model(data, cfg["dataset"], cfg["model"], cfg["train"], seed, role=role)
     loss_cls = registry.get(LOSS_KIND, loss_cfg.name)
     loss = loss_cls(loss_cls.Params.model_validate(loss_cfg.params))
     key = loss_cfg.model_dump(mode="json")
     if not loss.needs_loop:
-        return trained_model(data, cfg["dataset"], cfg["model"], cfg["train"], seed,
+        return trained_model(data, cfg["dataset"], cfg["model"], cfg["train"], seed, role=role,
                              loss_fn=loss.batch_loss, loss_key=key)
-    return _trained_in_own_loop(data, cfg, seed, loss, key)
+    return _trained_in_own_loop(data, cfg, seed, loss, key, role)
 
 
-def _trained_in_own_loop(data, cfg: dict[str, Any], seed: int, loss, key: dict[str, Any]):
+def _trained_in_own_loop(data, cfg: dict[str, Any], seed: int, loss, key: dict[str, Any], role: str):
     from infobench.cache import cached_model
     from infobench.models.train import TrainConfig, build_model
     from infobench.tasks.calibration.losses.base import train_with_loss
 
     config = TrainConfig.model_validate(cfg["train"])
     parts = {"dataset": cfg["dataset"], "model": cfg["model"], "train": config.model_dump(mode="json"),
-             "seed": seed, "role": "model", "loss": key}
+             "seed": seed, "role": role, "loss": key}
     return cached_model(
         parts,
         lambda: build_model(cfg["model"], data.input_shape, data.num_classes, seed=seed),
@@ -114,6 +116,12 @@ def fitted_calibrator(run, model, val, ctx: RunContext):
     val_logits = predict_logits(model, val.x)
     ctx.check_finite(val_logits, "validation logits")
     calibrator.fit(val_logits, val.y, **inputs(val))
+    if calibrator.reports_degenerate_fit:
+        # 1.0 when the paper's objective has no finite optimum on this validation set (it is
+        # separable, say) and the calibrator fitted its documented fallback instead
+        ctx.metric("degenerate_fit", float(bool(calibrator.degenerate_reason)), split="val")
+        if calibrator.degenerate_reason:
+            ctx.warn(f"{run.method}: {calibrator.degenerate_reason}")
     return calibrator, inputs
 
 

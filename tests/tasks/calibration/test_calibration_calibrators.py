@@ -23,7 +23,8 @@ def test_vector_scaling_recovers_per_class_scales_and_biases():
     logits = rng.normal(0, 2, size=(30000, 4))
     scale, bias = np.array([0.5, 1.0, 2.0, 1.5]), np.array([0.3, -0.2, 0.0, 0.1])
     labels = draw_labels(softmax(logits * scale + bias), rng)
-    cal = VectorScaling().fit(logits, labels)
+    # Guo et al.'s plain maximum-likelihood fit: no bias penalty, no prior on the scales
+    cal = VectorScaling(VectorScaling.Params(l2_bias=0, l2_diag=0, prior_strength=0)).fit(logits, labels)
     np.testing.assert_allclose(np.diag(cal.weight), scale, rtol=0.06)
     # the bias is identified up to a constant shared by all classes
     np.testing.assert_allclose(cal.bias - cal.bias.mean(), bias - bias.mean(), atol=0.05)
@@ -31,12 +32,14 @@ def test_vector_scaling_recovers_per_class_scales_and_biases():
 
 def test_nested_families_fit_the_validation_nll_in_order():
     # temperature (1 parameter) is inside vector scaling (W = I / T), which is inside matrix
-    # scaling without regularisation: each exact fit can only lower the validation NLL.
+    # scaling without regularisation: each exact plain-NLL fit can only lower the validation NLL.
     rng = np.random.default_rng(1)
     logits = rng.normal(0, 3, size=(2000, 5))
     labels = draw_labels(softmax(logits @ rng.normal(0.3, 0.3, size=(5, 5))), rng)
     values = [nll(c.fit(logits, labels).calibrated_logits(logits), labels) for c in (
-        TemperatureScaling(), VectorScaling(), MatrixScaling(MatrixScaling.Params(l2_offdiag=0, l2_bias=0)))]
+        TemperatureScaling(TemperatureScaling.Params(prior_strength=0)),
+        VectorScaling(VectorScaling.Params(l2_bias=0, l2_diag=0, prior_strength=0)),
+        MatrixScaling(MatrixScaling.Params(l2_offdiag=0, l2_bias=0, l2_diag=0, prior_strength=0)))]
     assert nll(logits, labels) >= values[0] >= values[1] - 1e-9 >= values[2] - 2e-9
 
 
@@ -44,8 +47,8 @@ def test_odir_penalty_shrinks_the_off_diagonal():
     rng = np.random.default_rng(2)
     logits = rng.normal(0, 2, size=(1000, 4))
     labels = draw_labels(softmax(logits[:, ::-1]), rng)  # every class predicted by another's logit
-    loose = MatrixScaling(MatrixScaling.Params(l2_offdiag=0.0, l2_bias=0.0)).fit(logits, labels)
-    tight = MatrixScaling(MatrixScaling.Params(l2_offdiag=100.0, l2_bias=100.0)).fit(logits, labels)
+    loose = MatrixScaling(MatrixScaling.Params(l2_offdiag=0.0, l2_bias=0.0, l2_diag=0.0)).fit(logits, labels)
+    tight = MatrixScaling(MatrixScaling.Params(l2_offdiag=100.0, l2_bias=100.0, l2_diag=0.0)).fit(logits, labels)
     assert tight.fitted()["weight_offdiag_rms"] < 0.2 * loose.fitted()["weight_offdiag_rms"]
     assert tight.fitted()["bias_rms"] <= loose.fitted()["bias_rms"] + 1e-9
 

@@ -27,6 +27,11 @@ class Calibrator:
     # True for calibrators that also look at the inputs through the model (``ca``): the task
     # then calls ``bind(model)`` first and passes ``x=`` to ``fit`` and ``calibrated_log_probs``.
     uses_inputs: ClassVar[bool] = False
+    # True for calibrators whose ``fit`` checks that the paper's objective has a finite optimum
+    # on the validation data; ``fit`` then leaves ``degenerate_reason`` empty, or says what made
+    # the fit degenerate and what was fitted instead (the task records and shows it).
+    reports_degenerate_fit: ClassVar[bool] = False
+    degenerate_reason: str = ""
 
     def __init__(self, params: BaseModel | None = None):
         self.params = params if params is not None else self.Params()
@@ -48,6 +53,19 @@ class Calibrator:
     def fitted(self) -> dict[str, float]:
         """Scalar fitted parameters worth reporting (e.g. the temperature)."""
         return {}
+
+
+def scale_penalty(scale: np.ndarray, weight: float) -> tuple[float, np.ndarray, np.ndarray]:
+    """Value, gradient and diagonal Hessian of ``weight * sum_c (s_c - ln s_c)`` for positive
+    scales s (inverse temperatures): the negative log-density of a Gamma(1 + a, a) prior on each
+    s_c, up to a constant, when ``weight`` = a / n for n validation samples (a MAP fit of the summed
+    likelihood, divided by n). Its minimum is at s = 1 (the model's own logits); it is convex, so
+    it keeps a convex NLL convex, grows linearly as s -> inf (T -> 0) and like -ln s as s -> 0
+    (T -> inf), so it bounds the optimum on a separable validation set, whose NLL keeps falling
+    as s grows.
+    """
+    value = weight * float(np.sum(scale - np.log(scale)))
+    return value, weight * (1.0 - 1.0 / scale), weight / scale**2
 
 
 def check_logits(logits: np.ndarray, labels: np.ndarray | None = None) -> None:

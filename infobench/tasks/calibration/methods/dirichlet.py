@@ -5,16 +5,17 @@ well-calibrated multiclass probabilities with Dirichlet calibration", NeurIPS 20
 the maximum-likelihood fit of a Dirichlet-distributed class-conditional model of p. W is a
 full C x C matrix regularised with ODIR, exactly as in :mod:`.matrix`:
 
-    mean_i NLL_i + lambda / (C (C - 1)) sum_{j != k} W_jk^2 + mu / C sum_k b_k^2.
+    mean_i NLL_i + lambda / (C (C - 1)) sum_{j != k} W_jk^2 + mu / C sum_k b_k^2
+                 + nu / C sum_k (W_kk - ln W_kk),
 
-Documented choice: lambda = mu = 0.01 by default (the paper cross-validates them).
+lambda and mu chosen by cross-validation as in the paper (Sec. 5.2); the pull of the diagonal
+towards 1 (last term) and the one-standard-error rule depart from it (:mod:`.affine`).
 """
 
 from __future__ import annotations
 
 from infobench.registry import register
-from infobench.tasks.calibration.methods.affine import AffineCalibrator
-from infobench.tasks.calibration.methods.matrix import ODIRParams
+from infobench.tasks.calibration.methods.affine import AffineCalibrator, ODIRParams
 
 
 @register("calibration.method", "dirichlet")

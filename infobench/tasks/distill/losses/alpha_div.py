@@ -21,8 +21,8 @@ def alpha_divergence(student_logits: Tensor, teacher_logits: Tensor, alpha: floa
 
     ``D_alpha(p || q) = 1 / (alpha (alpha - 1)) * sum_k q_k ((p_k / q_k)^alpha - 1)`` with
     ``p`` the teacher and ``q`` the student; alpha -> 1 gives KL(p || q), alpha -> 0 gives
-    KL(q || p). ``(p/q)^alpha`` is clipped at ``clip`` (in the KL limits only inside the
-    gradient, so the value at alpha = 1 is the exact forward KL). The
+    KL(q || p). ``(p/q)^alpha`` is clipped at ``clip`` in the gradient weight for every alpha,
+    and in the value for every alpha but 1, whose value is the exact forward KL. The
     surrogate's gradient w.r.t. the student logits is the clipped divergence's (Wang et al.
     2021, Eq. 6); only it carries gradients.
     """
@@ -59,13 +59,26 @@ class AlphaDivergence(SoftTargetLoss):
 
     Documented choices: AlphaNet trains subnets on the soft targets alone at T=1, so
     ``w_ce = 0`` and ``temperature = 1`` by default; ``w_kd * T^2`` scales the divergence as in kd.
+
+    Departure from the official code (facebookresearch/AlphaNet, ``loss_ops.f_divergence``):
+    its alpha = 1 (KL) branch weighs the gradient by the unclipped ratio ``p/q``, so with its
+    default alpha+ = 1 the positive side is plain KD. infobench clips ``p/q`` at ``clip`` there
+    as for every other alpha (the reference's own general branch clips): the gradient is then
+    continuous in alpha through 1 (alpha+ = 0.998, on the general branch, and alpha+ = 1 give
+    nearly the same step, where the reference's jumps to the unclipped one), and the pull
+    towards classes to which the student gives over ``clip`` times less mass than the teacher
+    is capped as for the other alphas. The loss value at alpha = 1 stays the exact KL.
     """
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid")
 
-        alpha_min: float = Field(-1.0, description="alpha- (negative: mass-covering side), AlphaNet default -1.")
-        alpha_max: float = Field(1.0, description="alpha+ (positive: mode-seeking side), AlphaNet default 1.")
+        alpha_min: float = Field(-1.0, description=(
+            "alpha- (negative: mode-seeking side, penalises a student less certain than the"
+            " teacher), AlphaNet default -1."))
+        alpha_max: float = Field(1.0, description=(
+            "alpha+ (positive: mass-covering side, penalises a student more certain than the"
+            " teacher), AlphaNet default 1."))
         clip: float = Field(5.0, gt=0, description="Upper clip of the importance ratio (p_t/p_s)^alpha.")
         temperature: float = Field(1.0, gt=0, description="Softmax temperature of both distributions.")
         w_ce: float = Field(0.0, ge=0, description="Weight of the cross-entropy with the labels.")

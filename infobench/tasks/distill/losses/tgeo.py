@@ -30,7 +30,10 @@ class TGeo(DistillLoss):
     edges are the probability vectors' differences (tempered, T = 4) with the one-hot label;
     the class means come from the frozen teacher over the whole training split (offline only);
     ``g`` is an MLP with one hidden layer of 64 ReLU units trained by Adam (lr 1e-3); the
-    virtual step uses the student's learning rate; one outer step per student step.
+    virtual step uses the student's learning rate; one outer step per student step. The
+    look-ahead forwards run on copies of the student's buffers, so the outer step leaves the
+    student's BN running statistics (and their batch counter) as they were: the statistics the
+    student is evaluated with never see a validation batch.
     """
 
     modes = ("offline",)

@@ -54,6 +54,13 @@ class AdaNPC(TTAMethod):
     evicts the oldest entry (source entries first). The confidence threshold is applied to
     the vote probabilities themselves (default 0.9); the reference code thresholds a softmax
     taken over those probabilities again, which for 10 classes caps every confidence near 0.23.
+
+    Departure from the reference code (yfzhang114/AdaNPC, ``domainbed/knn.py``): its memory is
+    a queue buffer of size 1 that the source features are appended to, so it starts with one
+    random row (uniform in +-sqrt(3/d), not L2-normalised) labelled class 0. infobench leaves
+    that row out, and the memory holds the normalised source features only: the row is an
+    artefact of the buffer's initialisation, carries no information about the data, and would
+    vote for class 0 whenever it ranks among a test sample's k nearest entries.
     """
 
     class Params(BaseModel):

@@ -58,9 +58,16 @@ class DeYO(EntropyMinimization):
 
     Documented choices: x' of the whole batch goes through the model in one no-grad forward
     pass (the reference code forwards only the entropy-filtered samples, so its BN statistics
-    come from that subset); with x' = x the PLPD is then exactly 0. Sizes that the grid does
-    not divide are resized to the next multiple and back; the reference code always resizes
-    to the next multiple above.
+    come from that subset); with x' = x the PLPD is then exactly 0.
+
+    Departure from the reference code (Jhyun17/DeYO, ``methods/deyo.py``) on sizes the grid
+    does not divide: the reference resizes every image to ``(W // pieces) * pieces`` on both
+    sides, the multiple *below*, taken from the width alone (it assumes square images), and
+    back after the shuffle. infobench resizes each side to the multiple *above* its own
+    length (``shuffle.patch_shuffle``): the shuffle then never downsamples, so no detail is
+    averaged away before p(x') is compared with p(x), non-square images keep their aspect,
+    and a side shorter than ``pieces`` still gets a grid (the multiple below would be 0).
+    Sizes the grid divides (28, 32, 224 with 4 pieces) are shuffled identically either way.
     """
 
     Params = DeYOParams

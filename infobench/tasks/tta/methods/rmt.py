@@ -82,7 +82,13 @@ class RMT(TTAMethod):
     prototypes are computed once, with the source model in eval mode (source BN statistics);
     the projector's hidden width equals ``projection_dim``. The default warm-up (50,000
     samples, one CIFAR-10 epoch) is many epochs of a small source set: lower
-    ``warmup_samples`` for quick runs.
+    ``warmup_samples`` for quick runs. The warm-up runs ``ceil(warmup_samples /
+    source_batch_size)`` steps, where the authors' code (mariodoebler/test-time-adaptation,
+    ``methods/rmt.py``) runs the floor: infobench sees at least ``warmup_samples`` samples and
+    any positive ``warmup_samples`` gives at least one step, where the floor would silently skip
+    the warm-up below one batch. The two differ by one step when the batch does not divide the
+    sample count (782 against 781 steps for the defaults 50,000 / 64), and not at all when it
+    does (the reference's CIFAR-10-C setting, 50,000 / 200).
     Deviation (``source_free: true``): no warm-up, no source replay, and the prototypes are
     the rows of the source head's weight matrix (class directions in feature space); the
     method then reads no source data.

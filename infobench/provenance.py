@@ -1,0 +1,228 @@
+"""What a run's numbers depend on besides its configuration: the code it ran and the data files
+it read, each reduced to a digest that goes with the run.
+
+- ``code_digest(config)``: a sha256 over the source of every infobench module a run's numbers
+  can depend on: the modules of the plug-ins its configuration names (task, method, dataset,
+  model, losses, estimators) and everything they import from infobench, found by reading their
+  ``import`` statements (lazy imports inside functions included), plus infobench's version.
+  Modules that cannot change a number (the runner, tables, plots, progress bars) are followed
+  for their imports but not hashed, so editing a figure does not invalidate results.
+- ``file_digest(path)``: the sha256 of a data file's content, memoised under the cache folder
+  by (size, mtime, inode) so a large file is read once, not on every run.
+
+Both are cheap to recompute (no torch, no imports of the plug-ins), so the planner can tell a
+finished run from a stale one, and ``compare`` can mark the stale ones.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from infobench import __version__
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# Followed for their imports, never hashed: they only run, store, draw or print what tasks compute.
+NOT_NUMERIC = frozenset({
+    "infobench", "infobench.cli", "infobench.catalog", "infobench.runner", "infobench.results",
+    "infobench.compare", "infobench.executors", "infobench.progress", "infobench.plots",
+    "infobench.errors", "infobench.registry", "infobench.limits", "infobench.provenance",
+    "infobench.spec",
+})
+
+
+def module_file(module: str) -> Path | None:
+    """The source file of an infobench module (a package's ``__init__.py``), or None."""
+    parts = module.split(".")
+    if parts[0] != "infobench":
+        return None
+    base = PACKAGE_ROOT.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(module: str, source: str) -> set[str]:
+    """infobench modules named by the import statements of ``source`` (anywhere in the file)."""
+    found: set[str] = set()
+    package = module if module_file(module) and module_file(module).name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
+    return {m for m in found if m.startswith("infobench") and module_file(m) is not None}
+
+
+@lru_cache(maxsize=4096)
+def _read(path: Path, mtime_ns: int, size: int) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _source(module: str) -> tuple[bytes, str]:
+    path = module_file(module)
+    stat = path.stat()
+    return _read(path, stat.st_mtime_ns, stat.st_size)
+
+
+def closure(roots: set[str]) -> list[str]:
+    """``roots`` and every infobench module they import, directly or not, sorted."""
+    seen: set[str] = set()
+    todo = [m for m in roots if module_file(m) is not None]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        # parents run their __init__ on import, so they belong to the closure too
+        parent = module.rpartition(".")[0]
+        if parent and parent not in seen:
+            todo.append(parent)
+        data, _ = _source(module)
+        todo.extend(_imports(module, data.decode("utf-8")) - seen)
+    return sorted(seen)
+
+
+def _names(node: Any) -> set[str]:
+    """Every ``name`` value in a configuration (the plug-ins it selects), at any depth."""
+    if isinstance(node, dict):
+        found = {node["name"]} if isinstance(node.get("name"), str) else set()
+        for value in node.values():
+            found |= _names(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_names(v) for v in node)) if node else set()
+    return set()
+
+
+def plugin_modules(config: dict[str, Any]) -> set[str]:
+    """Modules of the task and of every registered plug-in a run configuration names."""
+    from infobench.registry import _source_index
+
+    index = _source_index()
+    modules = {index.get("task", {}).get(config.get("task"))}
+    for name in _names(config):
+        modules.update(table[name] for table in index.values() if name in table)
+    return {m for m in modules if m}
+
+
+def code_digest(config: dict[str, Any]) -> str:
+    """First 16 hex digits of a sha256 over infobench's version and the source of every module
+    the run's numbers may depend on (see the module docstring)."""
+    h = hashlib.sha256(f"infobench {__version__}\n".encode())
+    for module in closure(plugin_modules(config)):
+        if module in NOT_NUMERIC or module.endswith(".plots"):
+            continue
+        h.update(f"{module} {_source(module)[1]}\n".encode())
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------- data files
+
+
+def _memo_path(path: Path) -> Path:
+    from infobench.cache import cache_root
+
+    key = hashlib.sha256(str(path).encode()).hexdigest()[:24]
+    return cache_root() / "fingerprints" / f"{key}.json"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's content, memoised by (size, mtime, inode, device) in the cache folder:
+    a file rewritten under the same name gets a new digest, an untouched one is not reread."""
+    from infobench.results import atomic_write
+
+    path = Path(path).resolve()
+    stat = path.stat()
+    stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev]
+    memo = _memo_path(path)
+    try:
+        known = json.loads(memo.read_text())
+        if known.get("path") == str(path) and known.get("stamp") == stamp:
+            return known["sha256"]
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass  # no memo, or an unreadable one: hash the file
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        atomic_write(memo, json.dumps({"path": str(path), "stamp": stamp, "sha256": digest}))
+    except OSError:
+        pass  # a read-only cache only costs the next run a re-read
+    return digest
+
+
+def _dataset(dataset_cfg: dict[str, Any], kind: str):
+    """The dataset plug-in of ``dataset_cfg``, made (cheap: nothing is loaded)."""
+    from infobench.registry import get
+
+    cls = get(kind, dataset_cfg["name"])
+    params = cls.Params.model_validate({k: v for k, v in dataset_cfg.items() if k != "name"})
+    return cls(params)
+
+
+def data_digests(dataset_cfg: dict[str, Any], kind: str = "dataset") -> list[str]:
+    """Content digests of every file the dataset of ``dataset_cfg`` reads (none for generated
+    data), in the plug-in's order; a missing file raises the plug-in's ``DataError`` naming it."""
+    files = getattr(_dataset(dataset_cfg, kind), "files", lambda: [])()
+    return [file_digest(p) for p in files]
+
+
+def _path_fields(params_cls) -> set[str]:
+    """Fields of a Params model typed as a file or folder path (``infobench.data.files.PathStr``)."""
+    from typing import get_args
+
+    from infobench.data.files import PathStr
+
+    marker = get_args(PathStr)[1]
+    return {name for name, f in params_cls.model_fields.items() if marker in f.metadata}
+
+
+def training_data_key(dataset_cfg: dict[str, Any], kind: str = "dataset") -> dict[str, Any]:
+    """What of a dataset shapes a model trained on it: its name, the parameters that are not
+    test-only (the corruptions of a test split never retrain a model, see ``Dataset.test_only``)
+    and the content of the files its train and val splits come from, never their paths: a file
+    rewritten under the same name retrains, a moved one does not."""
+    dataset = _dataset(dataset_cfg, kind)
+    if not hasattr(dataset, "train_params"):  # a plug-in outside the Dataset base: all of its config
+        return {"name": dataset_cfg["name"], "params": {k: v for k, v in dataset_cfg.items() if k != "name"},
+                "content": data_digests(dataset_cfg, kind)}
+    params = dataset.train_params()
+    content = [file_digest(p) for p in dataset.train_files()]
+    if content:  # the files' content stands for them; a plug-in that lists no files keeps its paths
+        for name in _path_fields(type(dataset.params)):
+            params.pop(name, None)
+    return {"name": dataset_cfg["name"], "params": params, "content": content}
+
+
+def git_state() -> dict[str, Any]:
+    """The git commit of infobench's source tree and whether it has uncommitted changes."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=PACKAGE_ROOT)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"git_commit": "", "git_dirty": None}
+    status = git("status", "--porcelain", "--", str(PACKAGE_ROOT))
+    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
