@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +57,38 @@ def tables(kind: str | None, task: str | None) -> list[Table]:
 
 
 def show_folder(folder: Path, console) -> None:
-    """Print what a results folder holds."""
-    from infobench.results import load_metrics, load_runs
+    """Print what a results folder holds; a damaged spec.yaml or manifest.json is reported, not fatal."""
+    from rich.text import Text
+
+    from infobench.results import load_metrics, load_runs, read_manifest
+    from infobench.spec import SpecError, read_spec_file
 
     runs = load_runs([folder])
     metrics = load_metrics([folder])
     spec_path = folder / "spec.yaml"
-    manifest_path = folder / "manifest.json"
-    console.print(f"[bold]{folder}[/]")
+    console.print(Text(str(folder), style="bold"))
     if spec_path.exists():
-        import yaml
-
-        spec = yaml.safe_load(spec_path.read_text())
-        console.print(f"spec: {spec.get('name')} (task {spec.get('task')}, dataset {spec.get('dataset', {}).get('name')}, seeds {spec.get('seeds')})")
-    if manifest_path.exists():
-        info = json.loads(manifest_path.read_text())
-        console.print(f"written by infobench {info.get('infobench')} at {info.get('started')} on {info.get('host')} (torch {info.get('torch')}, commit {str(info.get('git_commit'))[:10] or '-'})")
+        try:
+            spec = read_spec_file(spec_path)
+        except SpecError as exc:
+            spec = exc
+        if isinstance(spec, dict):
+            dataset = spec.get("dataset")
+            dataset = dataset.get("name") if isinstance(dataset, dict) else dataset
+            console.print(Text(f"spec: {spec.get('name')} (task {spec.get('task')}, dataset {dataset}, seeds {spec.get('seeds')}); "
+                               f"{len(list((folder / 'specs').glob('*.yaml')))} version(s) in specs/"))
+        else:
+            console.print(Text(f"spec.yaml: unreadable ({'; '.join(spec.problems) if isinstance(spec, SpecError) else type(spec).__name__})",
+                               style="yellow"))
+    try:
+        info = read_manifest(folder)
+    except InfobenchError as exc:
+        info = {}
+        console.print(Text(str(exc), style="yellow"))
+    if info:
+        dirty = " (uncommitted changes)" if info.get("git_dirty") else ""
+        console.print(Text(f"written by infobench {info.get('infobench')} at {info.get('started')} on {info.get('host')} "
+                           f"(torch {info.get('torch')}, commit {str(info.get('git_commit'))[:10] or '-'}{dirty})"))
     counts = runs["status"].value_counts().to_dict()
     console.print("runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     if not metrics.empty:

@@ -115,17 +115,26 @@ class LokyExecutor:
         yield from self._parallel()(delayed(fn)(*args) for args in items)
 
     def close(self) -> None:
-        """Stop the worker processes now rather than at interpreter exit."""
+        """Stop the worker processes now, killing any run or warm-up in flight (Ctrl-C, SIGTERM),
+        rather than waiting for them or leaving them to loky's idle timeout."""
         if not self._started:
             return
-        from joblib.externals.loky import get_reusable_executor
-
-        if self._warming is not None:  # joined first: joblib's executor exists only once it has run
-            self._warming.join()
+        _kill_loky_workers()
+        if self._warming is not None:  # a warm-up may be creating workers right now: stop those too
+            self._warming.join(timeout=30)
             self._warming = None
-        # reuse=True hands back the executor joblib's Parallel made, whatever its arguments
-        get_reusable_executor(reuse=True).shutdown(wait=True, kill_workers=True)
+            _kill_loky_workers()
         self._started = False
+
+
+def _kill_loky_workers() -> None:
+    """Shut joblib's reusable loky executor down with its workers, if one exists (asking joblib for
+    it through ``get_reusable_executor`` would start one)."""
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True, kill_workers=True)
 
 
 def end_with_parent(poll_seconds: float = 1.0) -> None:

@@ -37,6 +37,7 @@ NOT_NUMERIC = frozenset({
 })
 
 
+@lru_cache(maxsize=None)
 def module_file(module: str) -> Path | None:
     """The source file of an infobench module (a package's ``__init__.py``), or None."""
     parts = module.split(".")
@@ -49,8 +50,10 @@ def module_file(module: str) -> Path | None:
     return None
 
 
-def _imports(module: str, source: str) -> set[str]:
-    """infobench modules named by the import statements of ``source`` (anywhere in the file)."""
+@lru_cache(maxsize=4096)
+def _imports(module: str, source: str) -> frozenset[str]:
+    """infobench modules named by the import statements of ``source`` (anywhere in the file);
+    memoised on the source text, so an unchanged file is parsed once per process."""
     found: set[str] = set()
     package = module if module_file(module) and module_file(module).name == "__init__.py" else module.rpartition(".")[0]
     for node in ast.walk(ast.parse(source)):
@@ -65,7 +68,7 @@ def _imports(module: str, source: str) -> set[str]:
                 target = node.module or ""
             found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
-    return {m for m in found if m.startswith("infobench") and module_file(m) is not None}
+    return frozenset(m for m in found if m.startswith("infobench") and module_file(m) is not None)
 
 
 @lru_cache(maxsize=4096)
@@ -121,15 +124,39 @@ def plugin_modules(config: dict[str, Any]) -> set[str]:
     return {m for m in modules if m}
 
 
+_digests: dict[frozenset, tuple[list[str], tuple, str]] = {}  # plug-in modules -> (file stamps, digest)
+
+
+def _stamps(modules: list[str]) -> tuple:
+    out = []
+    for module in modules:
+        info = module_file(module).stat()
+        out.append((info.st_mtime_ns, info.st_size))
+    return tuple(out)
+
+
 def code_digest(config: dict[str, Any]) -> str:
     """First 16 hex digits of a sha256 over infobench's version and the source of every module
-    the run's numbers may depend on (see the module docstring)."""
+    the run's numbers may depend on (see the module docstring).
+
+    Runs naming the same plug-ins share one digest, kept until a file of their closure changes
+    on disk (checked by its size and mtime), so a sweep of thousands of runs hashes once.
+    """
+    roots = frozenset(plugin_modules(config))
+    known = _digests.get(roots)
+    if known is not None:
+        modules, stamps, digest = known
+        if _stamps(modules) == stamps:
+            return digest
+    modules = closure(set(roots))
     h = hashlib.sha256(f"infobench {__version__}\n".encode())
-    for module in closure(plugin_modules(config)):
+    for module in modules:
         if module in NOT_NUMERIC or module.endswith(".plots"):
             continue
         h.update(f"{module} {_source(module)[1]}\n".encode())
-    return h.hexdigest()[:16]
+    digest = h.hexdigest()[:16]
+    _digests[roots] = (modules, _stamps(modules), digest)
+    return digest
 
 
 # ------------------------------------------------------------------------------- data files

@@ -30,7 +30,15 @@ import yaml
 from infobench import __version__, registry
 from infobench.errors import DataError, DivergedError, InfobenchError
 from infobench.executors import Executor, make_executor, threads_per_worker
-from infobench.results import FORMAT, LOCK_FILE, MARKER, ResultsFolder, atomic_write, read_manifest, write_json
+from infobench.results import (
+    FORMAT,
+    LOCK_FILE,
+    MARKER,
+    ResultsFolder,
+    atomic_write,
+    read_manifest,
+    write_json,
+)
 from infobench.spec import Run, Spec
 
 FINISHED = ("done", "diverged")  # statuses that a rerun skips; failed runs are retried
@@ -275,7 +283,7 @@ def folder_lock(folder: ResultsFolder) -> Iterator[None]:
     lock_path = folder.root / LOCK_FILE
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    except OSError as exc:
+    except OSError:
         if lock_path.is_symlink():
             raise InfobenchError(f"{lock_path} is a symbolic link; infobench never writes through a link: remove it") from None
         raise

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 from tests_support import TINY
+
+SESSION_CACHE = Path(tempfile.mkdtemp(prefix="infobench-test-cache-"))
+
+
+def pytest_configure(config):
+    """Point the model cache at a folder of this test session before any fixture runs: module-scoped
+    fixtures train models before the per-test ``isolated_cache`` applies, and must never write
+    into the user's cache."""
+    os.environ["INFOBENCH_CACHE"] = str(SESSION_CACHE)
+    os.environ.pop("INFOBENCH_RETRAIN_SINCE", None)
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -26,9 +44,8 @@ def one_thread():
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test session trains into its own cache, never the user's."""
-    cache = tmp_path_factory.getbasetemp() / "model-cache"
-    monkeypatch.setenv("INFOBENCH_CACHE", str(cache))
-    return cache
+    monkeypatch.setenv("INFOBENCH_CACHE", str(SESSION_CACHE))
+    return SESSION_CACHE
 
 
 @pytest.fixture

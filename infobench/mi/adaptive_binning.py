@@ -38,6 +38,7 @@ class AdaptiveBinning(PlugInEstimator, MIEstimator):
         n_bins: int = Field(30, ge=1, le=65536, description="bins, each with an equal share of the activation values")
 
     kinds = ("discrete", "continuous", "mixed")
+    symmetric = True
 
     def symbols(self, a: np.ndarray) -> tuple[np.ndarray, int]:
         return rows_to_codes(a if is_discrete(a) else quantile_bins(a, self.params.n_bins))

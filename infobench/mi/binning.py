@@ -66,6 +66,7 @@ class Binning(PlugInEstimator, MIEstimator):
             return self
 
     kinds = ("discrete", "continuous", "mixed")
+    symmetric = True
 
     def symbols(self, a: np.ndarray) -> tuple[np.ndarray, int]:
         """Integer codes of the rows of ``a`` (n, d) after binning its float columns."""

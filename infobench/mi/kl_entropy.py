@@ -78,6 +78,7 @@ class KLEntropy(MIEstimator):
             return self
 
     kinds = ("continuous", "mixed")
+    symmetric = True
 
     def _prepare(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         p = self.params

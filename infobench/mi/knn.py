@@ -22,8 +22,8 @@ def use_tree(n: int, dims: int, tree_max_dims: int | None) -> bool:
     the two as measured on one core (benchmarks/bench_mi.py): brute force costs ~n^2 whatever the
     dimension, the tree ~n^1.4 with a constant growing ~1.6x per dimension, so the tree wins from
     about n = 2^(10.6 + 0.65 dims) rows: 9k at 4 joint dimensions, 57k at 8, 140k at 10. Two or
-    fewer dimensions always take the tree (and its float64 exactness, which the 1e-6 agreement
-    with scikit-learn rests on)."""
+    fewer dimensions always take the tree. Both searches give float64's answer, ties included, so
+    the choice changes the time, never the estimate."""
     if tree_max_dims is not None:
         return dims <= tree_max_dims
     return dims <= 2 or np.log2(max(n, 1)) > 10.6 + 0.65 * dims
@@ -78,7 +78,7 @@ def kth_distance(z: np.ndarray, k: int, tree_max_dims: int | None = None, worker
 
         dist, _ = cKDTree(z).query(z, k=k + 1, p=np.inf, workers=_threads(workers))
         return dist[:, -1]
-    return joint_kth_and_counts([z], k, workers)[0]
+    return joint_kth_and_counts([z], k, workers, with_counts=False)[0]
 
 
 def count_within(v: np.ndarray, radius: np.ndarray, tree_max_dims: int | None = None, workers: int = -1) -> np.ndarray:
@@ -151,24 +151,33 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def joint_kth_and_counts(parts: list[np.ndarray], k: int, workers: int = -1) -> tuple[np.ndarray, list[np.ndarray]]:
+def joint_kth_and_counts(parts: list[np.ndarray], k: int, workers: int = -1,
+                         with_counts: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
     """Brute force (compiled, ``infobench.mi.maxnorm``): the k-th neighbour distance eps_i in the
     joint max-norm of ``parts`` (the max of the parts' distances), and for each part the number of
-    other rows at distance strictly below eps_i (KSG's n_x, n_y).
+    other rows at distance strictly below eps_i (KSG's n_x, n_y; at distance 0 where eps_i is 0, as
+    the KD-tree path's radius nextafter(eps, 0) gives; no counts when ``with_counts`` is False).
 
-    Distances are computed in float32 (twice the vector width of float64); the counts are exact
-    for the float32-rounded inputs, which can differ from float64 only on ties closer than 1e-7.
-    The returned eps_i is the float64 distance to the neighbour found, so that it can be compared
-    with float64 distances elsewhere (Ross's mixed estimator counts against it).
+    The results are those of float64 brute force, ties included (repeated rows, quantised
+    values): the distance passes run in float32 and the rows that float32 cannot place against
+    eps_i are recomputed in float64 (see ``infobench.mi.maxnorm``). Each column is shifted to be
+    centred on its range first, which leaves distances unchanged and keeps the float32 error,
+    which grows with the magnitude of the values, small.
     """
     from infobench.mi.maxnorm import kth_and_counts_block
 
-    parts = [np.asarray(p, dtype=np.float64) for p in parts]
-    n = len(parts[0])
-    cols = np.ascontiguousarray(np.hstack(parts).T, dtype=np.float32)
+    exact = np.ascontiguousarray(np.hstack([np.asarray(p, dtype=np.float64) for p in parts]))
+    n = len(exact)
+    centred = exact - (exact.max(axis=0) + exact.min(axis=0)) / 2
+    cols = np.ascontiguousarray(centred.T, dtype=np.float32)
+    # |float32 distance - float64 distance| <= 4.01 u32 max|centred| + 4 u64 max|exact| (the rounding of
+    # the shift, of each value to float32 and of the subtraction); the kernel takes twice that
+    tol = 2 * (4.01 * 2.0**-24 * np.abs(centred).max(initial=0.0) + 4 * 2.0**-53 * np.abs(exact).max(initial=0.0))
     starts = np.cumsum([0] + [p.shape[1] for p in parts]).astype(np.int64)
     neighbour = np.empty(n, dtype=np.int64)
-    counts = np.empty((len(parts), n), dtype=np.int64)
-    _over_row_blocks(n, workers, lambda first, last: kth_and_counts_block(cols, starts, k, first, last, neighbour, counts))
-    eps = np.max([np.abs(p - p[neighbour]).max(axis=1) for p in parts], axis=0)
+    eps = np.empty(n, dtype=np.float64)
+    counts = np.empty((len(parts) if with_counts else 0, n), dtype=np.int64)
+    exact_cols = np.ascontiguousarray(exact.T)
+    _over_row_blocks(n, workers, lambda first, last: kth_and_counts_block(
+        cols, exact, exact_cols, starts, k, tol, first, last, neighbour, eps, counts))
     return eps, list(counts)

@@ -86,6 +86,7 @@ class KSG(MIEstimator):
         clip_negative: bool = Field(False, description="report max(0, estimate), as sklearn does")
 
     kinds = ("continuous", "mixed")
+    symmetric = True
 
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         x, y = check_pair(x, y)

@@ -15,10 +15,12 @@ class NWJ(VariationalBound):
     Nguyen, Wainwright & Jordan, "Estimating divergence functionals and the likelihood ratio
     by convex risk minimization", IEEE Trans. Inf. Theory 2010; as an MI bound in Poole et al.,
     "On Variational Bounds of Mutual Information", ICML 2019, eq. (13):
-    I(X; Y) >= E_{P_XY}[f] - e^{-1} E_{P_X (x) P_Y}[exp f]. Reported as a lower bound.
+    I(X; Y) >= E_{P_XY}[f] - e^{-1} E_{P_X (x) P_Y}[exp f]. Both terms are plain means, so on
+    rows the critic was not trained on the estimate is unbiased for the bound: a lower bound in
+    expectation (``is_bound``).
 
-    Documented choice: the separable critic, Adam schedule and final evaluation pass of
-    ``infobench.mi.critic``; all off-diagonal pairs of a batch serve as product samples.
+    Documented choice: the separable critic, Adam schedule, early stopping and held-out
+    evaluation of ``infobench.mi.critic``; all off-diagonal pairs of a batch serve as product samples.
     """
 
     def objective(self, scores, xb, yb, critic):

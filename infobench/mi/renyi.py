@@ -26,12 +26,23 @@ class MatrixRenyi(MIEstimator):
     Documented choices: the kernel width s is Silverman's rule of thumb per variable,
     (4 / (d + 2))^(1 / (d + 4)) n^(-1 / (d + 4)) x mean std; the O(n^3) eigen-decomposition
     runs on a random subsample of ``max_samples`` rows; entropies in nats (the papers use bits).
+
+    When it is meaningful: this is a functional of the Gram spectrum, not Shannon's MI, and its
+    scale is set by the width. Silverman's width shrinks relative to the distance between points
+    as d grows, K tends to the identity and every entropy to ln(rows): with the default 1000-row
+    subsample, S_alpha of N(0, I_d) is 2.3, 4.2, 5.6, 6.7 nats for d = 1, 2, 3, 5 (ln 1000 = 6.9),
+    and the "MI" of independent variables is 0.10 (1 x 1), 1.8 (2 x 2), 4.3 (3 x 3) and 6.5
+    (5 x 5) nats. With the default width, read it only for 1-D variables and labels (1-D
+    Gaussians: 0.14 / 0.32 / 0.81 for true 0.05 / 0.22 / 0.83), and in more dimensions
+    set ``width`` to the scale of the distances between points and compare values only at equal
+    width and sample size (as the papers do across the layers of one network).
     """
 
     class Params(KernelParams):
         alpha: float = Field(1.01, gt=0, description="Renyi order alpha")
 
     kinds = ("continuous", "mixed", "discrete")
+    symmetric = True
 
     def entropy(self, a: np.ndarray) -> float:
         """S_alpha of one variable (n, d), in nats."""

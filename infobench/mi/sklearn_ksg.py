@@ -25,6 +25,7 @@ class SklearnKSG(MIEstimator):
         random_state: int = Field(0, ge=0, description="seed of sklearn's tie-breaking noise")
 
     kinds = ("continuous", "mixed")
+    symmetric = True
     max_dims = 1
 
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from infobench.mi.base import MIEstimator, check_pair, is_discrete
+from infobench.mi.base import MIEstimator, as_2d, check_pair, is_discrete
 from infobench.mi.kernels import (
     SubsampleParams,
     label_gram,
@@ -40,13 +40,28 @@ class Vendi(MIEstimator):
 
     Documented choices: the cosine-similarity kernel for embeddings (the paper's choice for
     learned features) or a Gaussian kernel of Silverman's width; a label uses [y_i = y_j];
-    a random subsample of ``max_samples`` rows.
+    a random subsample of ``max_samples`` rows. The cosine kernel of one real column is
+    sign(a_i) sign(a_j): it sees only the sign, so its MI is 0 for any 1-D pair; such input is
+    refused (``unsupported``) with the advice to use the Gaussian kernel.
     """
 
     class Params(SubsampleParams):
         kernel: Literal["cosine", "gaussian"] = Field("cosine", description="similarity kernel of real variables")
 
     kinds = ("continuous", "mixed", "discrete")
+    symmetric = True
+
+    def unsupported(self, x: np.ndarray, y: np.ndarray) -> str | None:
+        reason = super().unsupported(x, y)
+        if reason is None:
+            reason = self._one_column_cosine(as_2d(x, "x"), "x") or self._one_column_cosine(as_2d(y, "y"), "y")
+        return reason
+
+    def _one_column_cosine(self, a: np.ndarray, name: str) -> str | None:
+        if self.params.kernel == "cosine" and not is_discrete(a) and a.shape[1] == 1:
+            return (f"vendi's cosine kernel on a single real column ({name}) is sign({name}_i {name}_j): it sees only "
+                    f"the sign, so the score is at most 2 and the MI 0; use kernel 'gaussian' for 1-D data")
+        return None
 
     def gram(self, a: np.ndarray) -> np.ndarray:
         if is_discrete(a):
@@ -57,11 +72,16 @@ class Vendi(MIEstimator):
 
     def score(self, a: np.ndarray) -> float:
         """The Vendi score of the rows of ``a`` (n, d): between 1 (all alike) and n (all distinct)."""
-        (a,) = subsample([np.asarray(a)], self.params.max_samples, self.params.random_state)
+        a = as_2d(a, "a")
+        reason = self._one_column_cosine(a, "a")
+        if reason is not None:
+            raise ValueError(reason)
+        (a,) = subsample([a], self.params.max_samples, self.params.random_state)
         return float(np.exp(spectral_entropy(self.gram(a), 1.0)))
 
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         x, y = check_pair(x, y)
+        self.require_supported(x, y)
         x, y = subsample([x, y], self.params.max_samples, self.params.random_state)
         kx, ky = self.gram(x), self.gram(y)
         return spectral_entropy(kx, 1.0) + spectral_entropy(ky, 1.0) - spectral_entropy(kx * ky, 1.0)

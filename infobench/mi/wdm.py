@@ -16,12 +16,16 @@ class WDM(VariationalBound):
     Representation Learning", NeurIPS 2019, eq. (4): W(P_XY, P_X (x) P_Y) by Kantorovich-
     Rubinstein duality, the Lipschitz constraint enforced by the gradient penalty of Gulrajani
     et al. (2017), lambda * E[(|grad f| - 1)_+^2] on the joint pairs. It is a
-    dependency measure in the units of the (standardised) inputs, not a bound on MI in nats:
-    ``is_bound`` marks it as not an estimate.
+    dependency measure in the units of the (standardised) inputs, not an estimate of or a bound
+    on MI in nats (``is_bound`` is False): it is 0 for independent pairs and grows with
+    dependence, and only that is promised.
 
     Documented choices: a concatenation critic f([x, y]) (the separable one is not Lipschitz
-    in a useful way), one-sided penalty on the joint pairs, product-of-marginals pairs by rolling y by one place in the batch.
+    in a useful way), one-sided penalty on the joint pairs, product-of-marginals pairs by rolling
+    y by one place in the batch; held-out evaluation and early stopping of ``infobench.mi.critic``.
     """
+
+    is_bound = False
 
     class Params(CriticParams):
         penalty: float = Field(10.0, ge=0, description="gradient-penalty weight lambda (Gulrajani et al.: 10)")

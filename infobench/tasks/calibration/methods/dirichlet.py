@@ -6,10 +6,10 @@ the maximum-likelihood fit of a Dirichlet-distributed class-conditional model of
 full C x C matrix regularised with ODIR, exactly as in :mod:`.matrix`:
 
     mean_i NLL_i + lambda / (C (C - 1)) sum_{j != k} W_jk^2 + mu / C sum_k b_k^2
-                 + nu / C sum_k (W_kk - ln W_kk),
+                 + nu / C sum_k (W_kk - mean_j W_jj)^2 + (a / n) sum_k (W_kk - ln W_kk),
 
-lambda and mu chosen by cross-validation as in the paper (Sec. 5.2); the pull of the diagonal
-towards 1 (last term) and the one-standard-error rule depart from it (:mod:`.affine`).
+lambda and mu chosen by cross-validation as in the paper (Sec. 5.2); the last two terms and the
+one-standard-error rule depart from it (:mod:`.affine`).
 """
 
 from __future__ import annotations

@@ -5,13 +5,14 @@ calibration", NeurIPS 2019, Sec. 4).
 ``q = softmax(W z + b)`` with a full C x C matrix W on the logits z, fitted by minimising
 
     mean_i NLL_i + lambda / (C (C - 1)) sum_{j != k} W_jk^2 + mu / C sum_k b_k^2
-                 + nu / C sum_k (W_kk - ln W_kk).
+                 + nu / C sum_k (W_kk - mean_j W_jj)^2 + (a / n) sum_k (W_kk - ln W_kk).
 
 lambda and mu are chosen by cross-validation on the validation set, as Kull et al. do (defaults
 ``"cv"``; a number fixes them); the NLL term is the mean (not the sum) over samples, so the
-penalties' weight does not depend on the size of the validation set. The last term, a pull of
-the diagonal towards 1 (cross-validated with lambda and mu), and the one-standard-error rule of
-the cross-validation depart from the paper; :mod:`.affine` says how and why.
+penalties' weight does not depend on the size of the validation set. The last two terms (a pull of
+the diagonal towards its mean, cross-validated with lambda and mu, and a weak prior on each
+diagonal weight) and the one-standard-error rule of the cross-validation depart from the paper;
+:mod:`.affine` says how and why.
 """
 
 from __future__ import annotations
