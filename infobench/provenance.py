@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import subprocess
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ NOT_NUMERIC = frozenset({
 })
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_file(module: str) -> Path | None:
     """The source file of an infobench module (a package's ``__init__.py``), or None."""
     parts = module.split(".")

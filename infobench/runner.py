@@ -211,7 +211,12 @@ def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool,
     seed_everything(run.seed)
     started = time.perf_counter()
     status, error, input_error = "done", "", False
-    with _run_logger(folder.logs / f"{run.run_id}.log") as logger, _deterministic_torch(deterministic):
+    from threadpoolctl import threadpool_limits
+
+    # numpy/scipy BLAS gets the run's threads too: left alone, small BLAS calls of parallel runs
+    # oversubscribe the cores, and a thread count that varies changes the order of reductions
+    with _run_logger(folder.logs / f"{run.run_id}.log") as logger, _deterministic_torch(deterministic), \
+            threadpool_limits(threads):
         logger.info("run %s: %s seed %s, %d thread(s)%s\n%s", run.run_id, run.variant, run.seed, threads,
                     ", deterministic" if deterministic else "", json.dumps(run.config, indent=2))
         ctx = RunContext(run=run, plots_dir=folder.plots, logger=logger)

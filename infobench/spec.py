@@ -40,8 +40,14 @@ def valid_name(name: Any) -> bool:
 # ----------------------------------------------------------------------------------------- YAML
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+# libyaml's parser when PyYAML has it: the pure-Python scanner is quadratic in the nesting of
+# flow collections (a 5000-deep "[[[...]]]" takes seconds), libyaml's is linear and capped
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_SPEC_BYTES = 1 << 20  # a spec is a page of text; a larger file is a mistake or an attack
+
+
+class _StrictLoader(_SafeLoader):
+    """The safe loader, rejecting duplicate keys (PyYAML silently keeps the last one)."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -65,8 +71,38 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of ``[ ]`` / ``{ }`` in YAML text, quoted strings and comments skipped
+    (checked before parsing: deep flow nesting is slow to parse and can overflow the stack)."""
+    depth = deepest = 0
+    quote = None
+    previous = "\n"
+    in_comment = False
+    for ch in text:
+        if in_comment:
+            in_comment = ch != "\n"
+        elif quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and previous in " \t\n":
+            in_comment = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+        previous = ch
+    return deepest
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML with the safe loader; syntax errors become a ``SpecError`` naming the line."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(source, [f"{len(text):,} characters: larger than a spec can be ({MAX_SPEC_BYTES:,} at most)"])
+    if _flow_depth(text) > MAX_DEPTH:
+        raise SpecError(source, [f"nested more than {MAX_DEPTH} levels deep"])
     try:
         loader = _StrictLoader(text)  # a SafeLoader: no python/object tags are ever constructed
         try:
@@ -118,6 +154,8 @@ def read_spec_file(path: str | Path) -> Any:
     if not path.is_file():
         raise SpecError(str(path), ["no such file"])
     try:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(str(path), [f"{path.stat().st_size:,} bytes: larger than a spec can be ({MAX_SPEC_BYTES:,} at most)"])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(str(path), [f"cannot read: {exc}"]) from None

@@ -91,7 +91,7 @@ def _npz(path: Path, seed: int) -> Path:
     return path
 
 
-def test_a_data_file_rewritten_under_the_same_name_is_never_scored_with_stale_runs_or_models(tmp_path, caplog):
+def test_a_data_file_rewritten_under_the_same_name_is_never_scored_with_stale_runs_or_models(tmp_path):
     data = _npz(tmp_path / "d.npz", 0)
     spec = {"name": "npz", "task": "calibration", "seeds": [0], "dataset": {"name": "npz", "path": str(data)},
             "model": {"name": "mlp", "width": 8}, "train": {"epochs": 2}, "methods": ["uncalibrated"]}
@@ -103,9 +103,9 @@ def test_a_data_file_rewritten_under_the_same_name_is_never_scored_with_stale_ru
     _npz(data, 1)  # other data under the same name
     second = plan(validate(spec), tmp_path / "r")
     assert second.todo and second.todo[0].run_id != first.runs[0].run_id  # the data's content is in the run id
-    with caplog.at_level("INFO", logger="infobench.cache"):
-        execute(second)
-    assert any("cache miss" in r.getMessage() for r in caplog.records)  # the model is retrained
+    execute(second)
+    log = (tmp_path / "r" / "npz" / "logs" / f"{second.todo[0].run_id}.log").read_text()
+    assert "cache miss" in log  # the model is retrained on the new content
     after = metric_values(tmp_path / "r" / "npz", "accuracy")
     assert len(after) == 2 and set(before) < set(after)
 
@@ -145,6 +145,7 @@ def test_edited_method_code_makes_its_runs_stale_and_reruns_them(tmp_path, tiny_
         return (data + b"# edited\n", digest[::-1]) if module == target else (data, digest)
 
     monkeypatch.setattr(provenance, "_source", edited)
+    monkeypatch.setattr(provenance, "_digests", {})  # an edit on disk changes the file's mtime, which drops this memo
     again = plan(spec, tmp_path)
     assert {r.method for r in again.todo} == {"temperature"}  # only the edited method's runs
     assert again.stale == {r.run_id for r in again.todo}
@@ -402,9 +403,13 @@ def test_sigterm_ends_a_parallel_sweep_with_130_and_its_workers(tmp_path, write_
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("the driver hung after SIGTERM")
     assert code == 130
-    time.sleep(1.0)
-    leftovers = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    assert leftovers == [], "workers outlived the driver"
+    deadline = time.time() + 10
+    while True:
+        leftovers = subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True).stdout
+        if not leftovers or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert leftovers == "", f"processes outlived the driver: {leftovers}"
 
 
 # ------------------------------------------------------------------ 15. messages, not tracebacks
@@ -444,7 +449,7 @@ def test_a_missing_data_file_is_bad_input_before_any_run(tmp_path, write_spec):
 
 
 @pytest.mark.parametrize("damage", ["folder", "binary_sidecar", "dev_zero"])
-def test_damaged_cache_entries_are_a_miss_not_a_failure(tmp_path, tiny_spec, damage, caplog, monkeypatch):
+def test_damaged_cache_entries_are_a_miss_not_a_failure(tmp_path, tiny_spec, damage, monkeypatch):
     from infobench.cache import models_dir
 
     monkeypatch.setenv("INFOBENCH_CACHE", str(tmp_path / "cache"))
@@ -460,10 +465,11 @@ def test_damaged_cache_entries_are_a_miss_not_a_failure(tmp_path, tiny_spec, dam
     else:
         entry.unlink()
         entry.symlink_to("/dev/zero")
-    with caplog.at_level("INFO", logger="infobench.cache"):
-        summary = execute(plan(spec, tmp_path / "b"))
+    second = plan(spec, tmp_path / "b")
+    summary = execute(second)
     assert summary.statuses == {"done": 2}
-    assert any("retraining" in r.getMessage() or "not kept" in r.getMessage() for r in caplog.records)
+    logs = "".join((tmp_path / "b" / "tiny" / "logs" / f"{r.run_id}.log").read_text() for r in second.runs)
+    assert "retraining" in logs
 
 
 # ------------------------------------------------------------------ 16. what a new user reads
@@ -497,3 +503,68 @@ def test_p_values_from_few_seeds_carry_a_caution(tmp_path, tiny_spec):
     execute(plan(validate(tiny_spec), tmp_path / "b"))
     text = render(compare([tmp_path / "a" / "tiny", tmp_path / "b" / "tiny"]), "md")
     assert "fewer than 5 seeds" in text
+
+
+# ------------------------------------------------------------------ 2. the cache from the command line
+
+
+def test_cache_list_clear_and_retrain(tmp_path, write_spec, tiny_spec, monkeypatch):
+    monkeypatch.setenv("INFOBENCH_CACHE", str(tmp_path / "cache"))
+    tiny_spec["seeds"] = [0]
+    path = write_spec(tiny_spec)
+    assert run_cli("run", str(path), "--out", str(tmp_path / "r")).exit_code == 0
+    listed = run_cli("cache", "list")
+    assert listed.exit_code == 0 and "1 cached model" in listed.output and "digits" in listed.output
+    (weights,) = (tmp_path / "cache" / "models").glob("*.pt")
+    trained = weights.stat().st_mtime_ns
+
+    result = run_cli("run", str(path), "--out", str(tmp_path / "r"), "--retrain")
+    assert result.exit_code == 0
+    assert weights.stat().st_mtime_ns > trained  # retrained once for the sweep, shared by both methods
+    assert "2 done" in result.output  # and the runs redone with it
+
+    assert run_cli("cache", "clear").exit_code == 2  # no question can be asked here: --yes is needed
+    cleared = run_cli("cache", "clear", "--yes")
+    assert cleared.exit_code == 0 and not list((tmp_path / "cache").glob("models/*.pt"))
+
+
+def test_warnings_of_finished_runs_reach_the_table_and_the_summary(tmp_path):
+    from pydantic import BaseModel
+
+    from infobench import registry
+    from infobench.tasks.base import Task
+
+    class Warns:
+        class Params(BaseModel):
+            pass
+
+    registry.register("test-warn.method", "warns")(Warns)
+
+    @registry.register("task", "test-warn")
+    class WarnTask(Task):
+        method_kind = "test-warn.method"
+        uses_model = False
+
+        @classmethod
+        def train_config(cls):
+            return None
+
+        def run(self, run, ctx):
+            ctx.warn("the filter kept 2% of the samples")
+            ctx.metric("score", 1.0)
+
+    spec = validate({"name": "warn", "task": "test-warn", "dataset": {"name": "digits"}, "methods": ["warns"]})
+    summary = execute(plan(spec, tmp_path))
+    assert summary.ok and summary.warnings == ["warns seed 0: the filter kept 2% of the samples"]
+    assert read_rows(tmp_path / "warn" / "runs.csv")[0]["warnings"] == "the filter kept 2% of the samples"
+
+
+def test_a_loss_takes_its_parameters_inline_like_a_method(tiny_spec):
+    inline = validate({**tiny_spec, "loss": {"name": "focal", "gamma": 3}})
+    nested = validate({**tiny_spec, "loss": {"name": "focal", "params": {"gamma": 3}}})
+    assert inline.runs()[0].config["loss"] == nested.runs()[0].config["loss"]
+    assert inline.runs()[0].config["loss"]["params"]["gamma"] == 3
+    grid = validate({**tiny_spec, "loss": {"name": "focal", "gamma": {"grid": [1, 3]}}})
+    assert len(grid.settings) == 2
+    with pytest.raises(SpecError, match="gamma"):
+        validate({**tiny_spec, "loss": {"name": "focal", "gamma": -1}})

@@ -44,6 +44,24 @@ class LossBlock(BaseModel):
     name: str = Field("ce", description="a registered calibration.loss (ce, focal, flsd53, ...)")
     params: dict[str, Any] = Field(default_factory=dict, description="that loss's parameters")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_params(cls, data: Any) -> Any:
+        """``{name: focal, gamma: 3}`` as methods are written: keys other than name and params
+        are the loss's parameters (``{name: focal, params: {gamma: 3}}`` works as well)."""
+        if not isinstance(data, dict):
+            return data
+        inline = {k: v for k, v in data.items() if k not in ("name", "params")}
+        if not inline:
+            return data
+        params = data.get("params") or {}
+        if not isinstance(params, dict):
+            return data  # the field's own validation names the problem
+        clash = sorted(set(inline) & set(params))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} given both inline and under params")
+        return {"name": data.get("name", "ce"), "params": {**params, **inline}}
+
     @model_validator(mode="after")
     def _resolve(self) -> LossBlock:
         from pydantic import ValidationError

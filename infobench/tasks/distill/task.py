@@ -25,6 +25,7 @@ the teacher's ``teacher_accuracy``, ``teacher_nll``, ``teacher_ece``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from infobench.data.base import Split
 from infobench.errors import RegistryError
 from infobench.metrics import classification_metrics
 from infobench.models.train import TrainConfig
+from infobench.progress import track
 from infobench.registry import register
 from infobench.tasks.base import RunContext, Task
 from infobench.tasks.common import load_data, trained_model
@@ -99,6 +101,30 @@ def agreement_and_kl(student_logits: np.ndarray, teacher_logits: np.ndarray) -> 
     return agree, kl
 
 
+def offline_teacher(data, cfg: dict[str, Any], teacher_cfg: TeacherBlock, seed: int, ctx: RunContext):
+    """The frozen teacher of an offline run: trained once per (dataset, teacher, seed), then cached.
+
+    Training it is the longest step of a seed's first run while the runs bar stays at 0, so it
+    gets a progress line of its own (its epochs show in the "train" line beneath it) and the
+    time it took, training or loading, goes to the run's log.
+    """
+    from infobench.tasks.distill.losses.mcmi import mcmi_objective
+
+    objective = key = None
+    if teacher_cfg.objective == "mcmi":
+        objective = mcmi_objective(teacher_cfg.cmi_weight)
+        key = {"objective": "mcmi", "cmi_weight": teacher_cfg.cmi_weight}
+    label = (f"teacher {teacher_cfg.model['name']} ({teacher_cfg.objective}): "
+             f"{teacher_cfg.train.epochs} epochs, once per seed (then cached)")
+    started = time.perf_counter()
+    for _ in track([label], label):
+        model = trained_model(data, cfg["dataset"], teacher_cfg.model, cfg["teacher"]["train"],
+                              seed, role="teacher", loss_fn=objective, loss_key=key)
+    ctx.log(f"teacher ready after {time.perf_counter() - started:.1f} s "
+            f"({teacher_cfg.train.epochs} epochs if trained now; see the cache line above)")
+    return model
+
+
 @register("task", "distill")
 class DistillTask(Task):
     """Knowledge distillation from a cached (or co-trained) teacher to a small student."""
@@ -129,7 +155,6 @@ class DistillTask(Task):
     def run(self, run, ctx: RunContext) -> None:
         from infobench import registry
         from infobench.models.train import build_model, predict_logits
-        from infobench.tasks.distill.losses.mcmi import mcmi_objective
         from infobench.tasks.distill.training import Teacher, train_student
 
         cfg = run.config
@@ -147,13 +172,7 @@ class DistillTask(Task):
 
         data = load_data(cfg["dataset"], run.seed)
         if mode == "offline":
-            objective = None
-            key = None
-            if teacher_cfg.objective == "mcmi":
-                objective = mcmi_objective(teacher_cfg.cmi_weight)
-                key = {"objective": "mcmi", "cmi_weight": teacher_cfg.cmi_weight}
-            teacher = Teacher(trained_model(data, cfg["dataset"], teacher_cfg.model, cfg["teacher"]["train"],
-                                            run.seed, role="teacher", loss_fn=objective, loss_key=key))
+            teacher = Teacher(offline_teacher(data, cfg, teacher_cfg, run.seed, ctx))
         else:
             if teacher_cfg.objective != "ce":
                 raise ValueError("teacher.objective mcmi trains a cached offline teacher; online teachers use ce")

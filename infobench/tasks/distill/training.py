@@ -108,7 +108,8 @@ def train_student(
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            for epoch in track(range(1, cfg.epochs + 1), "distill", cfg.epochs):
+            label = "student and online teacher" if online else "student"
+            for epoch in track(range(1, cfg.epochs + 1), label, cfg.epochs):
                 trained.train()
                 if online:
                     teacher.model.train()

@@ -46,6 +46,13 @@ def plane_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["variant", "layer", "epoch"], ignore_index=True)
 
 
+def epoch_span(epochs: pd.Series) -> str:
+    """``epochs 0-300, 15 recorded``: says on the figure how far training went, so that a short run's
+    plane (points that barely move) is not mistaken for an empty or broken one."""
+    values = sorted(set(epochs.astype(int)))
+    return f"epochs {values[0]}-{values[-1]}, {len(values)} recorded"
+
+
 def plane_figure(table: pd.DataFrame, title: str):
     """Information plane of one variant: a line per layer through its epochs, points coloured by epoch."""
     from matplotlib import colormaps
@@ -120,9 +127,10 @@ def ib_figures(metrics: pd.DataFrame, plots_dir: Path) -> list[Path]:
     written = []
     table = plane_table(metrics)
     for variant, part in table.groupby("variant", sort=False):
-        written.append(save_png(plane_figure(part, f"information plane: {variant}"),
+        span = epoch_span(part["epoch"])
+        written.append(save_png(plane_figure(part, f"information plane: {variant}\n{span}"),
                                 plots_dir / f"ib_plane_{slug(variant)}.png"))
-        written.append(save_png(epochs_figure(part, f"MI per layer: {variant}"),
+        written.append(save_png(epochs_figure(part, f"MI per layer: {variant}\n{span}"),
                                 plots_dir / f"ib_mi_epochs_{slug(variant)}.png"))
     stats = compression_table(metrics)
     if not stats.empty:

@@ -85,7 +85,7 @@ class VectorParams(BaseModel):
     cv_folds: int = Field(5, ge=2, description="folds of the cross-validation that picks 'cv' penalties")
     cv_rule: Literal["1se", "min"] = Field(
         "1se", description="1se: strongest penalty within one standard error of the best CV NLL; min: the best (Kull et al.)")
-    max_iter: int = Field(100, ge=1, description="Newton iterations per fit (converges in ~10; L-BFGS beyond 38 classes gets 50x)")
+    max_iter: int = Field(100, ge=1, description="Newton iterations per fit (converges in ~10); L-BFGS, beyond 1,500 parameters, gets 50x")
 
 
 class ODIRParams(VectorParams):
