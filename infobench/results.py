@@ -282,6 +282,10 @@ class ResultsFolder:
                 raise InfobenchError(f"{self.root}: written by another version of infobench (results format "
                                      f"{fmt}, this one writes {FORMAT}); move it away or run into another --out")
             return
+        if marker is None and self.manifest_path.is_file() and "infobench" in read_manifest(self.root):
+            raise InfobenchError(f"{self.root}: written by an older infobench (before results format {FORMAT}), whose "
+                                 "runs lack the configuration that tells settings apart; move it away or run into "
+                                 "another --out")
         shown = ", ".join(entries[:8]) + (" ..." if len(entries) > 8 else "")
         raise InfobenchError(f"{self.root}: not a folder infobench made (its manifest.json has no infobench marker) "
                              f"and it holds {shown}; infobench will not overwrite it: choose another --out or spec name")
@@ -370,7 +374,18 @@ def distinct_variants(runs) -> list[str]:
         for setting, config in members.items():
             parts = [f"{k}={_shown(k, config.get(k))}" for k in differing] or [f"setting={setting}"]
             suffix[(label, setting)] = f" [{','.join(parts)}]"
-    return [label + suffix.get((label, setting), "") for label, setting in zip(labels, settings)]
+    return [_with_setting(label, suffix.get((label, setting), "")) for label, setting in zip(labels, settings)]
+
+
+def _with_setting(label: str, suffix: str) -> str:
+    """``label`` with the setting keys of ``suffix`` (`` [k=v]``) added to its own bracket, if it
+    has one (``tent [train.lr=0.1]`` -> ``tent [train.lr=0.1,train.epochs=3]``): one bracket per
+    label, as the spec's own setting labels are written and as plots parse them."""
+    if not suffix:
+        return label
+    if label.endswith("]") and " [" in label:
+        return f"{label[:-1]},{suffix[2:]}"
+    return label + suffix
 
 
 def load_runs(dirs: str | os.PathLike | Sequence[str | os.PathLike]):
