@@ -7,54 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict
+from tests_support import toy_spec  # registers the toy task and its method
 
-from infobench import registry
-from infobench.errors import DivergedError, InfobenchError
+from infobench.errors import InfobenchError
 from infobench.results import load_metrics, read_rows
 from infobench.runner import execute, folder_lock, plan
 from infobench.spec import validate
-from infobench.tasks.base import Task
-
-
-class Behave:
-    """Test method: reports a metric, raises, or turns NaN, as told."""
-
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        mode: Literal["ok", "fail", "nan", "nan_metric"] = "ok"
-
-
-registry.register("test-toy.method", "behave")(Behave)
-
-
-@registry.register("task", "test-toy")
-class ToyTask(Task):
-    """A task that needs no data: the method's mode decides the outcome."""
-
-    method_kind = "test-toy.method"
-    uses_model = False
-
-    @classmethod
-    def train_config(cls):
-        return None
-
-    def run(self, run, ctx):
-        mode = run.params["mode"]
-        if mode == "fail":
-            raise RuntimeError("the method broke")
-        if mode == "nan":
-            raise DivergedError("loss became nan at epoch 3")
-        ctx.metric("score", float("nan") if mode == "nan_metric" else run.seed + 0.5)
-
-
-def toy_spec(**extra) -> dict:
-    return {"name": "toy", "task": "test-toy", "seeds": [0, 1], "dataset": {"name": "digits"},
-            "methods": [{"name": "behave"}, {"name": "behave", "mode": "fail"},
-                        {"name": "behave", "mode": "nan"}, {"name": "behave", "mode": "nan_metric"}], **extra}
 
 
 def test_failed_and_diverged_runs_are_recorded_and_the_rest_go_on(tmp_path):

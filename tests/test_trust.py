@@ -529,34 +529,12 @@ def test_cache_list_clear_and_retrain(tmp_path, write_spec, tiny_spec, monkeypat
 
 
 def test_warnings_of_finished_runs_reach_the_table_and_the_summary(tmp_path):
-    from pydantic import BaseModel
+    from tests_support import toy_spec
 
-    from infobench import registry
-    from infobench.tasks.base import Task
-
-    class Warns:
-        class Params(BaseModel):
-            pass
-
-    registry.register("test-warn.method", "warns")(Warns)
-
-    @registry.register("task", "test-warn")
-    class WarnTask(Task):
-        method_kind = "test-warn.method"
-        uses_model = False
-
-        @classmethod
-        def train_config(cls):
-            return None
-
-        def run(self, run, ctx):
-            ctx.warn("the filter kept 2% of the samples")
-            ctx.metric("score", 1.0)
-
-    spec = validate({"name": "warn", "task": "test-warn", "dataset": {"name": "digits"}, "methods": ["warns"]})
+    spec = validate(toy_spec(seeds=[0], methods=[{"name": "behave", "mode": "warn"}]))
     summary = execute(plan(spec, tmp_path))
-    assert summary.ok and summary.warnings == ["warns seed 0: the filter kept 2% of the samples"]
-    assert read_rows(tmp_path / "warn" / "runs.csv")[0]["warnings"] == "the filter kept 2% of the samples"
+    assert summary.ok and summary.warnings == ["behave(mode=warn) seed 0: the filter kept 2% of the samples"]
+    assert read_rows(tmp_path / "toy" / "runs.csv")[0]["warnings"] == "the filter kept 2% of the samples"
 
 
 def test_a_loss_takes_its_parameters_inline_like_a_method(tiny_spec):

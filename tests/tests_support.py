@@ -1,4 +1,13 @@
-"""Plain data shared by tests that cannot take fixtures (hypothesis strategies)."""
+"""Plain data shared by tests that cannot take fixtures (hypothesis strategies), and the toy
+task of the runner tests (registered once, here, however many test modules use it)."""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from infobench import registry
+from infobench.errors import DivergedError
+from infobench.tasks.base import Task
 
 TINY = {
     "name": "tiny",
@@ -9,3 +18,42 @@ TINY = {
     "train": {"epochs": 3, "lr": 0.01, "batch_size": 64},
     "methods": ["uncalibrated", "temperature"],
 }
+
+
+class Behave:
+    """Test method: reports a metric, raises, or turns NaN, as told."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        mode: Literal["ok", "fail", "nan", "nan_metric", "warn"] = "ok"
+
+
+registry.register("test-toy.method", "behave")(Behave)
+
+
+@registry.register("task", "test-toy")
+class ToyTask(Task):
+    """A task that needs no data: the method's mode decides the outcome."""
+
+    method_kind = "test-toy.method"
+    uses_model = False
+
+    @classmethod
+    def train_config(cls):
+        return None
+
+    def run(self, run, ctx):
+        mode = run.params["mode"]
+        if mode == "fail":
+            raise RuntimeError("the method broke")
+        if mode == "nan":
+            raise DivergedError("loss became nan at epoch 3")
+        if mode == "warn":
+            ctx.warn("the filter kept 2% of the samples")
+        ctx.metric("score", float("nan") if mode == "nan_metric" else run.seed + 0.5)
+
+
+def toy_spec(**extra) -> dict:
+    return {"name": "toy", "task": "test-toy", "seeds": [0, 1], "dataset": {"name": "digits"},
+            "methods": [{"name": "behave"}, {"name": "behave", "mode": "fail"},
+                        {"name": "behave", "mode": "nan"}, {"name": "behave", "mode": "nan_metric"}], **extra}
