@@ -95,13 +95,14 @@ def estimators_near_the_truth_in_low_dimension(spec: Spec, metrics: pd.DataFrame
 
 def a_plane_with_a_fitting_phase(spec: Spec, metrics: pd.DataFrame, folder: Path) -> None:
     """Every run's information plane has points at several epochs for every layer, and in every run
-    some layer's I(T;Y) rises by at least 0.3 bits (the fitting phase); the planes are drawn."""
+    some layer's I(T;Y) rises by at least half a bit (the fitting phase; a 10-epoch run of the 12-bit
+    task rises by 0.02); the planes are drawn."""
     plane = metrics[metrics["metric"].isin(["mi_xt_bits", "mi_ty_bits"]) & metrics["step"].notna()]
     epochs = plane.groupby(["run_id", "split", "metric"])["step"].nunique()
     assert len(epochs) and (epochs >= 5).all(), epochs[epochs < 5]
     ty = plane[plane["metric"] == "mi_ty_bits"].sort_values("step")
     rise = ty.groupby(["run_id", "split"])["value"].agg(lambda v: v.iloc[-1] - v.iloc[0]).groupby("run_id").max()
-    assert len(rise) == len(load_runs([folder])) and (rise > 0.3).all(), rise
+    assert len(rise) == len(load_runs([folder])) and (rise > 0.5).all(), rise
     planes = list((folder / "plots").glob("ib_plane_*.png"))
     assert planes and all(p.stat().st_size > 0 for p in planes)
 
