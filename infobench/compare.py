@@ -26,7 +26,7 @@ import pandas as pd
 from infobench.errors import InfobenchError
 from infobench.metrics import higher_is_better
 from infobench.registry import did_you_mean
-from infobench.results import METRIC_COLUMNS, load_metrics, load_runs
+from infobench.results import METRIC_COLUMNS, folder_tables
 
 # Columns that identify what was run; a row of the summary is one combination of these.
 RUN_KEYS = ("dataset", "model", "method", "variant")
@@ -105,17 +105,21 @@ def _source_labels(paths: list[Path]) -> list[str]:
     return full
 
 
-def _load(paths: list[Path], labels: list[str]) -> pd.DataFrame:
-    frames = []
+def _load(paths: list[Path], labels: list[str]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The folders' finished metrics as one frame, and each folder's runs by source label (every
+    table read once)."""
+    frames, runs = [], {}
     for path, label in zip(paths, labels):
-        frame = load_metrics([path])
+        runs[label], frame = folder_tables(path)
+        if frame is None:
+            frame = pd.DataFrame(columns=("source", *METRIC_COLUMNS, "setting"))
         frame["source"] = label
         frames.append(frame)
     data = pd.concat(frames, ignore_index=True)
     for column in ("dataset", "model", "method", "variant", "split", "metric", "run_id", "task"):
         data[column] = data[column].astype(object).where(data[column].notna(), "").astype(str)
     data["value"] = pd.to_numeric(data["value"], errors="coerce")
-    return data
+    return data, runs
 
 
 def _param_label(value) -> str:
@@ -126,15 +130,14 @@ def _param_label(value) -> str:
     return str(value)
 
 
-def _run_keys(paths: list[Path], labels: list[str]) -> dict[tuple[str, str], dict]:
+def _run_keys(runs_of: dict[str, pd.DataFrame]) -> dict[tuple[str, str], dict]:
     """(source, run_id) -> every key path a ``--by`` can name: the run's flattened configuration
     (``train.epochs``, ``dataset.severity``, ``method.lr``) and, for folders written before runs
     carried their configuration, the method parameters of the ``params`` column by bare name."""
     from infobench.results import flat_config
 
     keys: dict[tuple[str, str], dict] = {}
-    for path, label in zip(paths, labels):
-        runs = load_runs([path])
+    for label, runs in runs_of.items():
         for run_id, raw_params, config in zip(runs["run_id"].astype(str), runs["params"], runs["config"]):
             try:
                 params = json.loads(raw_params) if isinstance(raw_params, str) and raw_params else {}
@@ -158,7 +161,7 @@ def _flatten(params: dict, prefix: str = "") -> dict:
     return out
 
 
-def _add_by_columns(data: pd.DataFrame, by: list[str], paths: list[Path], labels: list[str]) -> pd.DataFrame:
+def _add_by_columns(data: pd.DataFrame, by: list[str], runs_of: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Make every ``by`` name a column of ``data``: a metrics.csv column or a key path of the runs'
     configuration (a bare method parameter ``lr`` stands for ``method.lr``)."""
     data = data.copy()
@@ -169,7 +172,7 @@ def _add_by_columns(data: pd.DataFrame, by: list[str], paths: list[Path], labels
     missing = [b for b in by if b not in data.columns]
     if not missing:
         return data
-    keys = _run_keys(paths, labels)
+    keys = _run_keys(runs_of)
     known = sorted({k for flat in keys.values() for k in flat})
     for name in missing:
         path = name if name in known else (f"method.{name}" if f"method.{name}" in known else None)
@@ -183,15 +186,14 @@ def _add_by_columns(data: pd.DataFrame, by: list[str], paths: list[Path], labels
     return data
 
 
-def _stale_runs(paths: list[Path], labels: list[str]) -> set[tuple[str, str]]:
+def _stale_runs(runs_of: dict[str, pd.DataFrame]) -> set[tuple[str, str]]:
     """(source, run_id) of runs whose recorded code digest differs from today's code for their
     configuration: their numbers may not be what the current code gives."""
     from infobench.provenance import code_digest
 
     stale = set()
     digests: dict[str, str] = {}
-    for path, label in zip(paths, labels):
-        runs = load_runs([path])
+    for label, runs in runs_of.items():
         for run_id, config, code in zip(runs["run_id"].astype(str), runs["config"], runs["code"]):
             if not config or not code:
                 continue  # written before runs carried their code: nothing to compare with
@@ -368,19 +370,19 @@ def compare(
         raise InfobenchError("compare needs at least one results folder")
     sources = _source_labels(paths)
     where = ", ".join(str(p) for p in paths)
-    data = _load(paths, sources)
+    data, runs_of = _load(paths, sources)
     if data.empty:
         raise InfobenchError(f"no metrics of finished runs in {where}")
 
     wanted = list(dict.fromkeys(_as_list(metrics)))
     final, metric_names = _select(data, wanted, list(dict.fromkeys(_as_list(split))), where)
     by_names = [b for b in dict.fromkeys(_as_list(by)) if b not in ("source", *RUN_KEYS, "split")]
-    final = _add_by_columns(final, by_names, paths, sources)
+    final = _add_by_columns(final, by_names, runs_of)
 
     multi = len(paths) > 1
     lead = ["source"] if multi else []
     keys = [*lead, *RUN_KEYS, "split", *by_names]
-    stale = _stale_runs(paths, sources)
+    stale = _stale_runs(runs_of)
     final = final.assign(stale=[(s, r) in stale for s, r in zip(final["source"], final["run_id"])])
     grouped = final.groupby([*keys, "metric"], sort=False, dropna=False)
     summary = grouped["value"].agg(mean="mean", std="std", n="count").reset_index()

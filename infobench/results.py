@@ -397,21 +397,8 @@ def load_runs(dirs: str | os.PathLike | Sequence[str | os.PathLike]):
     """
     import pandas as pd
 
-    frames = []
-    for d in _as_dirs(dirs):
-        _check_folder(d)
-        df = _read_table(d / RUNS_FILE, RUN_COLUMNS, _RUN_DTYPES)
-        df["variant"] = distinct_variants(df)
-        flat = pd.DataFrame([flat_config(c) for c in df["config"]], index=df.index)
-        flat = flat[[c for c in flat.columns if c not in df.columns]]
-        df = pd.concat([df, flat], axis=1)
-        df.insert(0, "source", d.name)
-        frames.append(df)
+    frames = [folder_tables(d, metrics=False)[0] for d in _as_dirs(dirs)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=("source", *RUN_COLUMNS))
-
-
-_RUN_DTYPES = {"run_id": str, "error": str, "variant": str, "setting": str, "config": str, "code": str,
-               "params": str, "warnings": str}
 
 
 def load_metrics(dirs: str | os.PathLike | Sequence[str | os.PathLike], only_done: bool = True):
@@ -423,42 +410,63 @@ def load_metrics(dirs: str | os.PathLike | Sequence[str | os.PathLike], only_don
     """
     import pandas as pd
 
-    frames = []
-    for d in _as_dirs(dirs):
-        _check_folder(d)
-        runs = _read_table(d / RUNS_FILE, RUN_COLUMNS, _RUN_DTYPES)
-        if not (d / METRICS_FILE).exists():
-            continue
-        df = _read_table(d / METRICS_FILE, METRIC_COLUMNS, {"run_id": str, "variant": str, "split": str, "metric": str})
-        if only_done:
-            df = df[df["run_id"].isin(runs.loc[runs["status"] == "done", "run_id"])]
-        runs = runs.assign(variant=distinct_variants(runs)).drop_duplicates("run_id", keep="last").set_index("run_id")
-        known = df["run_id"].isin(runs.index)
-        df.loc[known, "variant"] = df.loc[known, "run_id"].map(runs["variant"])
-        df["setting"] = df["run_id"].map(runs["setting"]).fillna("")
-        df["step"] = df["step"].astype("Int64")
-        df.insert(0, "source", d.name)
-        frames.append(df)
+    frames = [m for d in _as_dirs(dirs) if (m := folder_tables(d, only_done=only_done)[1]) is not None]
     if not frames:
         return pd.DataFrame(columns=("source", *METRIC_COLUMNS, "setting"))
     return pd.concat(frames, ignore_index=True)
 
 
+def folder_tables(folder: str | os.PathLike, metrics: bool = True, only_done: bool = True):
+    """One folder's runs (as :func:`load_runs` gives them) and metrics (as :func:`load_metrics`;
+    None without metrics.csv or when ``metrics`` is False), each table read once."""
+    import pandas as pd
+
+    d = Path(folder)
+    _check_folder(d)
+    runs = _read_table(d / RUNS_FILE, RUN_COLUMNS, _RUN_DTYPES)
+    runs["variant"] = distinct_variants(runs)
+    flats = [flat_config(c) for c in runs["config"]]
+    if any(flats):
+        flat = pd.DataFrame(flats, index=runs.index)
+        runs = pd.concat([runs, flat[[c for c in flat.columns if c not in runs.columns]]], axis=1)
+    runs.insert(0, "source", d.name)
+    if not metrics or not (d / METRICS_FILE).exists():
+        return runs, None
+    df = _read_table(d / METRICS_FILE, METRIC_COLUMNS, _METRIC_DTYPES)
+    if only_done:
+        df = df[df["run_id"].isin(runs.loc[runs["status"] == "done", "run_id"])]
+    variant_of = dict(zip(runs["run_id"], runs["variant"]))  # the last row of a run_id wins
+    setting_of = dict(zip(runs["run_id"], runs["setting"]))
+    df["variant"] = [variant_of.get(r, v) for r, v in zip(df["run_id"], df["variant"])]
+    df["setting"] = [setting_of.get(r, "") for r in df["run_id"]]
+    df["step"] = df["step"].astype("Int64")
+    df.insert(0, "source", d.name)
+    return runs, df
+
+
+_RUN_DTYPES = {"run_id": str, "task": str, "dataset": str, "model": str, "method": str, "error": str,
+               "variant": str, "setting": str, "config": str, "code": str, "params": str, "warnings": str,
+               "status": str}
+_NUMERIC_COLUMNS = ("seed", "step", "value", "seconds", "threads")
+_METRIC_DTYPES = {"run_id": str, "task": str, "dataset": str, "model": str, "method": str, "variant": str,
+                  "split": str, "metric": str}
+
+
 def _read_table(path: Path, columns: Sequence[str], dtype: dict):
-    """One of the two tables as a DataFrame; a torn, foreign or unreadable file is a clear error."""
+    """One of the two tables as a DataFrame; a torn, foreign or unreadable file is a clear error.
+
+    Text columns read empty cells as "" (no NaN to fill afterwards); the others as missing."""
     import pandas as pd
 
     check_complete(path)
     try:
-        df = pd.read_csv(path, dtype={k: v for k, v in dtype.items()}, keep_default_na=True)
+        df = pd.read_csv(path, dtype=dtype, keep_default_na=False,
+                         na_values={c: ["", "nan", "NaN"] for c in _NUMERIC_COLUMNS})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise InfobenchError(f"{path}: not a readable infobench table ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise InfobenchError(f"{path}: missing columns {missing}; written by another version of infobench?")
-    for column, kind in dtype.items():
-        if kind is str and column in df.columns:
-            df[column] = df[column].fillna("")
     if path.name == METRICS_FILE and len(df) and not pd.api.types.is_numeric_dtype(df["value"]):
         raise InfobenchError(f"{path}: the value column holds non-numbers; the file was edited or damaged")
     return df
