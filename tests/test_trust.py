@@ -396,6 +396,7 @@ def test_sigterm_ends_a_parallel_sweep_with_130_and_its_workers(tmp_path, write_
     while not list((tmp_path / "r" / "tiny").glob("logs/*.log")):
         assert time.time() < deadline and proc.poll() is None, "the sweep never started"
         time.sleep(0.2)
+    assert len(_session_members(proc.pid)) >= 3  # the driver and its two workers are seen
     proc.send_signal(signal.SIGTERM)
     try:
         code = proc.wait(timeout=30)
@@ -405,11 +406,25 @@ def test_sigterm_ends_a_parallel_sweep_with_130_and_its_workers(tmp_path, write_
     assert code == 130
     deadline = time.time() + 10
     while True:
-        leftovers = subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True).stdout
+        leftovers = _session_members(proc.pid)
         if not leftovers or time.time() > deadline:
             break
         time.sleep(0.2)
-    assert leftovers == "", f"processes outlived the driver: {leftovers}"
+    assert not leftovers, f"processes outlived the driver: {leftovers}"
+
+
+def _session_members(session: int) -> list[str]:
+    """Command lines of the live processes of a session, read from /proc (no pgrep needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":  # fields after the name: state, ppid, pgrp, session
+            found.append(cmdline)
+    return found
 
 
 # ------------------------------------------------------------------ 15. messages, not tracebacks
