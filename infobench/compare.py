@@ -143,22 +143,11 @@ def _run_keys(runs_of: dict[str, pd.DataFrame]) -> dict[tuple[str, str], dict]:
                 params = json.loads(raw_params) if isinstance(raw_params, str) and raw_params else {}
             except json.JSONDecodeError:
                 params = {}
-            flat = {}
-            if isinstance(params, dict):
-                flat.update(_flatten(params))
+            # method.<param> from the params column too: older folders have no config
+            flat = flat_config({"method": {"params": params if isinstance(params, dict) else {}}})
             flat.update(flat_config(config))
             keys[(label, run_id)] = flat
     return keys
-
-
-def _flatten(params: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        out[name] = value
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}."))
-    return out
 
 
 def _add_by_columns(data: pd.DataFrame, by: list[str], runs_of: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -177,7 +166,8 @@ def _add_by_columns(data: pd.DataFrame, by: list[str], runs_of: dict[str, pd.Dat
     for name in missing:
         path = name if name in known else (f"method.{name}" if f"method.{name}" in known else None)
         if path is None:
-            choices = [c for c in METRIC_COLUMNS if c not in ("value",)] + known
+            bare = [k.removeprefix("method.") for k in known if k.startswith("method.")]
+            choices = [c for c in METRIC_COLUMNS if c not in ("value",)] + known + bare
             raise InfobenchError(
                 f"cannot group by {name!r}{did_you_mean(name, choices)}: it is neither a column of "
                 f"metrics.csv nor a key of the runs' configuration; keys: {', '.join(known) or 'none'}"

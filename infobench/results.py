@@ -105,14 +105,10 @@ def _csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]], header: bo
     return buffer.getvalue()
 
 
-def atomic_append_rows(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    """Append CSV rows atomically: copy the file, append, fsync, rename over the original."""
-    replace_run_rows(path, columns, set(), rows)
-
-
 def replace_run_rows(path: Path, columns: Sequence[str], run_ids: set[str], rows: Iterable[dict[str, Any]]) -> int:
-    """Atomically drop the rows of ``run_ids`` from a table and append ``rows``: one rename, so a
-    reader sees the old rows or the new ones, never neither. Returns the number of rows dropped.
+    """Atomically drop the rows of ``run_ids`` from a table and append ``rows`` (no ids: a plain
+    append): one rename, so a reader sees the old rows or the new ones, never neither. Returns
+    the number of rows dropped.
 
     Rows are copied line by line; ``run_id`` is the first column and never quoted (hex), so a
     line's run is the text before its first comma.
@@ -275,14 +271,14 @@ class ResultsFolder:
         entries = sorted(p.name for p in self.root.iterdir() if p.name != LOCK_FILE)
         if not entries:
             return
-        marker = read_manifest(self.root).get("created_by") if self.manifest_path.is_file() else None
-        if marker == MARKER:
-            fmt = read_manifest(self.root).get("format")
-            if fmt != FORMAT:
+        manifest = read_manifest(self.root) if self.manifest_path.is_file() else {}
+        if manifest.get("created_by") == MARKER:
+            if manifest.get("format") != FORMAT:
                 raise InfobenchError(f"{self.root}: written by another version of infobench (results format "
-                                     f"{fmt}, this one writes {FORMAT}); move it away or run into another --out")
+                                     f"{manifest.get('format')}, this one writes {FORMAT}); move it away or run into "
+                                     "another --out")
             return
-        if marker is None and self.manifest_path.is_file() and "infobench" in read_manifest(self.root):
+        if "infobench" in manifest:
             raise InfobenchError(f"{self.root}: written by an older infobench (before results format {FORMAT}), whose "
                                  "runs lack the configuration that tells settings apart; move it away or run into "
                                  "another --out")

@@ -390,7 +390,7 @@ class Spec:
     variants: list[MethodVariant]
     threads: int | None = None
     deterministic: bool = False
-    quick: dict[str, Any] = field(default_factory=dict)
+    quick: dict[str, Any] = field(default_factory=dict)  # the quick: overrides, as written (not applied)
 
     def resolved(self) -> dict[str, Any]:
         """The spec as written to results/<name>/spec.yaml (a block with a grid lists each value)."""

@@ -11,11 +11,11 @@ from infobench.results import (
     METRIC_COLUMNS,
     RUN_COLUMNS,
     ResultsFolder,
-    atomic_append_rows,
     atomic_write,
     load_metrics,
     load_runs,
     read_rows,
+    replace_run_rows,
 )
 
 
@@ -45,8 +45,8 @@ def test_atomic_write_leaves_old_content_when_interrupted(tmp_path, monkeypatch)
 
 def test_append_keeps_header_once_and_floats_exact(tmp_path):
     path = tmp_path / "m.csv"
-    atomic_append_rows(path, METRIC_COLUMNS, [metric_row("a", 0.1 + 0.2)])
-    atomic_append_rows(path, METRIC_COLUMNS, [metric_row("b", 1 / 3)])
+    replace_run_rows(path, METRIC_COLUMNS, set(), [metric_row("a", 0.1 + 0.2)])
+    replace_run_rows(path, METRIC_COLUMNS, set(), [metric_row("b", 1 / 3)])
     rows = read_rows(path)
     assert [r["run_id"] for r in rows] == ["a", "b"]
     assert float(rows[0]["value"]) == 0.1 + 0.2
@@ -60,7 +60,7 @@ def test_record_replaces_a_rerun_and_purge_drops_orphans(tmp_path):
     folder.record(run_row("a", "done"), [metric_row("a", 0.5)])
     assert [r["status"] for r in read_rows(folder.runs_path)] == ["done"]
     # metrics of a run whose done row never landed (killed between the two writes)
-    atomic_append_rows(folder.metrics_path, METRIC_COLUMNS, [metric_row("ghost", 0.9)])
+    replace_run_rows(folder.metrics_path, METRIC_COLUMNS, set(), [metric_row("ghost", 0.9)])
     assert set(load_metrics([tmp_path])["run_id"]) == {"a"}  # readers ignore it
     assert folder.purge() == 1
     assert [r["run_id"] for r in read_rows(folder.metrics_path)] == ["a"]
