@@ -5,8 +5,14 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TORCH_PIN := torch==2.13.0
+# torchvision from PyPI needs the torch build it was made for: on this machine's CPU-only torch
+# 2.13 its compiled ops fail to load, so the vision extra is tested in a venv of its own with the
+# pair pip finds on disk here (the upper end of the torch range pyproject.toml declares)
+VISION_VENV := .venv-vision
+VISION_PY   := $(VISION_VENV)/bin/python
+VISION_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup setup-vision run test test-vision bench lint clean
 
 setup: $(STAMP)
 
@@ -18,11 +24,25 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev]"
 	touch $(STAMP)
 
+setup-vision: $(VISION_VENV)/.installed
+
+$(VISION_VENV)/.installed: pyproject.toml
+	test -x $(VISION_PY) || $(PYTHON) -m venv $(VISION_VENV)
+	$(VISION_PY) -m pip install -q --upgrade pip
+	$(VISION_PY) -c "import torchvision" 2>/dev/null || $(VISION_PY) -m pip install -q $(VISION_PINS)
+	$(VISION_PY) -m pip install -q -e ".[dev,vision]"
+	touch $@
+
 run: setup
 	$(VENV)/bin/infobench run experiments/quickstart.yaml
 
 test: setup
 	$(PY) -m pytest -p no:cacheprovider
+
+# the tests that need torchvision/timm, and the model and data tests, with the vision extra
+# installed (make test runs everything without it; those tests skip there, saying why)
+test-vision: setup-vision
+	$(VISION_PY) -m pytest -p no:cacheprovider tests/models tests/data tests/test_real_scale.py
 
 bench: setup
 	$(PY) benchmarks/run_all.py
@@ -31,4 +51,4 @@ lint: setup
 	$(VENV)/bin/ruff check infobench tests benchmarks
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache results/*/ 
+	rm -rf $(VENV) $(VISION_VENV) build *.egg-info .pytest_cache results/*/ 

@@ -182,12 +182,20 @@ def retrain_since() -> float | None:
 def model_key_parts(key_parts: dict[str, Any]) -> dict[str, Any]:
     """``key_parts`` with a dataset configuration replaced by what shapes training on it: the
     parameters that are not test-only and the content of its files, never their paths
-    (``infobench.provenance.training_data_key``)."""
+    (``infobench.provenance.training_data_key``); a model's ``checkpoint`` path is replaced by
+    the file's sha256 likewise."""
     dataset = key_parts.get("dataset")
     if isinstance(dataset, dict) and isinstance(dataset.get("name"), str):
         from infobench.provenance import training_data_key
 
-        return {**key_parts, "dataset": training_data_key(dataset)}
+        key_parts = {**key_parts, "dataset": training_data_key(dataset)}
+    model = key_parts.get("model")
+    if isinstance(model, dict) and model.get("checkpoint"):
+        from infobench.data.files import data_path
+        from infobench.provenance import file_digest
+
+        digest = file_digest(data_path(model["checkpoint"]))
+        key_parts = {**key_parts, "model": {**model, "checkpoint": "sha256:" + digest}}
     return key_parts
 
 

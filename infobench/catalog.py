@@ -24,13 +24,26 @@ def _params_text(cls: Any) -> str:
     return ", ".join(parts)
 
 
+def _source_of(kind: str, name: str, cls: Any) -> str:
+    """Where a plug-in comes from: "infobench", the distribution of an entry point, or its module."""
+    if cls.__module__.split(".")[0] == "infobench":
+        return "infobench"
+    return registry.origin(kind, name) or cls.__module__
+
+
 def _plugin_table(title: str, kind: str) -> Table:
+    """One row per plug-in of ``kind``; a "from" column, shown when some plug-in is not
+    infobench's own, names the installed distribution of those that came from an entry point."""
+    rows = [(name, cls, _source_of(kind, name, cls)) for name, cls in registry.items(kind)]
+    outside = any(source != "infobench" for _, _, source in rows)
     table = Table(title=title, title_justify="left", show_lines=False)
     table.add_column("name", style="bold cyan", no_wrap=True)
+    if outside:
+        table.add_column("from", style="magenta")
     table.add_column("description")
     table.add_column("parameters (defaults)", style="dim")
-    for name, cls in registry.items(kind):
-        table.add_row(name, registry.describe(cls), _params_text(cls))
+    for name, cls, source in rows:
+        table.add_row(name, *([source] if outside else []), registry.describe(cls), _params_text(cls))
     return table
 
 

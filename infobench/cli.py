@@ -66,6 +66,7 @@ def run(
     quick: Annotated[bool, typer.Option("--quick", help="apply the spec's quick: overrides (a short version of the experiment)")] = False,
     max_runs: Annotated[int, typer.Option("--max-runs", min=1, help="refuse a spec that expands into more runs than this")] = MAX_RUNS,
     deterministic: Annotated[bool, typer.Option("--deterministic", help="one thread per run and torch's deterministic algorithms: bit-identical tables whatever --jobs")] = False,
+    device: Annotated[str | None, typer.Option("--device", help="where runs compute: auto (CUDA when present), cpu, cuda, cuda:N or mps; overrides the spec's device:")] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help="retrain cached models once in this sweep (implies --force)")] = False,
 ) -> None:
     """Run every run of the given specs, skipping those already finished."""
@@ -94,7 +95,7 @@ def run(
                 pool.prestart()  # workers start and import while the specs are validated
             try:
                 loaded = [load_spec(path, set_ or [], quick=quick, max_runs=max_runs) for path in specs]  # all valid first
-                plans = [runner.plan(spec, out, force=force, deterministic=deterministic) for spec in loaded]
+                plans = [runner.plan(spec, out, force=force, deterministic=deterministic, device=device) for spec in loaded]
             except InfobenchError as exc:
                 raise _fail(exc) from None
             if dry_run:
@@ -259,6 +260,23 @@ def show(folder: Annotated[Path, typer.Argument(help="a result folder", show_def
         catalog.show_folder(folder, console)
     except InfobenchError as exc:
         raise _fail(exc) from None
+
+
+@app.command()
+def export(folder: Annotated[Path, typer.Argument(help="a result folder", show_default=False)]) -> None:
+    """Write the folder's metrics.csv again: every metric row of its finished runs, from the per-run
+    Parquet files (a sweep writes it at its end; this is for a folder whose export was removed)."""
+    from infobench import runner
+    from infobench.results import ResultsFolder
+
+    try:
+        results = ResultsFolder(folder)
+        results.check_owned()
+        with runner.folder_lock(results):
+            written = results.export_csv()
+    except InfobenchError as exc:
+        raise _fail(exc) from None
+    console.print(f"wrote {written}", highlight=False)
 
 
 cache_app = typer.Typer(help="The trained-model cache ($INFOBENCH_CACHE, default ~/.cache/infobench).",

@@ -1,6 +1,7 @@
 """Aggregate finished runs over seeds, mark the best, diff against a baseline or another folder.
 
-``compare(dirs)`` reads the tidy ``metrics.csv`` of one or more results folders of any task and
+``compare(dirs)`` reads the tidy metric rows of one or more results folders of any task (their
+metrics/ Parquet files, or metrics.csv in folders of results format 2) and
 returns a :class:`CompareResult`; ``render(result, fmt)`` turns it into Markdown, CSV or LaTeX
 and ``rich_tables(result)`` into tables for the terminal.
 
@@ -8,7 +9,8 @@ Only final values count (rows whose ``step`` is empty); per-step curves are for 
 runs that are not ``done`` are already dropped by :func:`infobench.results.load_metrics`.
 
 This module sits on the path of ``infobench compare``, which must answer in about a second
-including interpreter start: it imports pandas, numpy and rich only, never torch, and imports
+including interpreter start: it imports pandas (and pyarrow.parquet, on pyarrow that pandas loads
+anyway), numpy and rich only, never torch, and imports
 ``scipy.special`` only when a paired t-test is actually computed (``scipy.stats`` is avoided:
 it alone takes about a second to import).
 """
@@ -117,9 +119,17 @@ def _load(paths: list[Path], labels: list[str]) -> tuple[pd.DataFrame, dict[str,
         frames.append(frame)
     data = pd.concat(frames, ignore_index=True)
     for column in ("dataset", "model", "method", "variant", "split", "metric", "run_id", "task"):
-        data[column] = data[column].astype(object).where(data[column].notna(), "").astype(str)
+        data[column] = _as_text(data[column])
     data["value"] = pd.to_numeric(data["value"], errors="coerce")
     return data, runs
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """A key column as strings, "" where missing. A column read as strings already is only
+    filled: converting a million rows through Python objects would take most of compare's time."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        values = values.astype(object).where(values.notna(), "").astype(str)
+    return values.fillna("") if values.hasnans else values
 
 
 def _param_label(value) -> str:
@@ -151,7 +161,7 @@ def _run_keys(runs_of: dict[str, pd.DataFrame]) -> dict[tuple[str, str], dict]:
 
 
 def _add_by_columns(data: pd.DataFrame, by: list[str], runs_of: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Make every ``by`` name a column of ``data``: a metrics.csv column or a key path of the runs'
+    """Make every ``by`` name a column of ``data``: a metric-row column or a key path of the runs'
     configuration (a bare method parameter ``lr`` stands for ``method.lr``)."""
     data = data.copy()
     present = [b for b in by if b in data.columns]
@@ -170,7 +180,7 @@ def _add_by_columns(data: pd.DataFrame, by: list[str], runs_of: dict[str, pd.Dat
             choices = [c for c in METRIC_COLUMNS if c not in ("value",)] + known + bare
             raise InfobenchError(
                 f"cannot group by {name!r}{did_you_mean(name, choices)}: it is neither a column of "
-                f"metrics.csv nor a key of the runs' configuration; keys: {', '.join(known) or 'none'}"
+                f"the metric rows nor a key of the runs' configuration; keys: {', '.join(known) or 'none'}"
             )
         data[name] = [_param_label(keys.get((s, r), {}).get(path)) for s, r in zip(data["source"], data["run_id"])]
     return data
@@ -334,10 +344,10 @@ def compare(
     """Aggregate the final metrics of one or more results folders over seeds.
 
     Args:
-        dirs: results folders (each with runs.csv and metrics.csv), of any task.
+        dirs: results folders (each with runs.csv and metrics/, or metrics.csv in results format 2), of any task.
         metrics: metric names to keep (all when None), in the column order wanted.
         split: split name(s) to keep (all when None; ``split`` is then a row key).
-        by: extra row keys: columns of metrics.csv (``task``, ``seed``...) or run parameters
+        by: extra row keys: columns of the metric rows (``task``, ``seed``...) or run parameters
             from runs.csv's ``params`` JSON, nested keys dotted (``scenario.batch_size``).
         baseline: an exact variant label (``tent(lr=0.0001)``; a method run with its defaults
             is labelled with its bare name) or else a method name; adds ``delta`` = row mean

@@ -1,9 +1,9 @@
 """Classification metrics shared by every task: accuracy, NLL, Brier, ECE & friends.
 
 Plain numpy on arrays of shape ``(n, C)`` (``n`` samples, ``C`` classes) and integer labels of
-shape ``(n,)``; torch tensors must be converted by the caller (``t.detach().cpu().numpy()``), which
-keeps this module importable without torch. Every metric returns a Python ``float``; log-based
-quantities are in nats.
+shape ``(n,)``. A torch tensor on any device is accepted too (:func:`as_array` copies it to the host
+once), without this module ever importing torch. Every metric returns a Python ``float``;
+log-based quantities are in nats.
 
 Calibration follows Guo et al. 2017, "On Calibration of Modern Neural Networks" (top-label
 confidence ``max_k p_k``, prediction ``argmax_k p_k``, ECE Eq. 3, MCE Eq. 5). Binning lives in
@@ -34,13 +34,28 @@ BINNINGS = ("width", "mass")
 _SUM_TOLERANCE = 1e-3
 
 
+def as_array(values, dtype=None) -> np.ndarray:
+    """``values`` as a numpy array on the host.
+
+    A torch tensor (on any device, with or without gradient) is detached and copied to the host
+    once; bfloat16, which numpy lacks, is widened to float32 first. Anything else goes through
+    ``np.asarray``. Recognised by its methods, so torch is never imported here.
+    """
+    if hasattr(values, "detach") and hasattr(values, "cpu"):
+        values = values.detach().cpu()
+        if str(values.dtype) == "torch.bfloat16":
+            values = values.float()
+        values = values.numpy()
+    return np.asarray(values, dtype=dtype)
+
+
 def _check_scores(scores, name: str) -> np.ndarray:
     return _checked_range(scores, name)[0]
 
 
 def _checked_range(scores, name: str) -> tuple[np.ndarray, float, float]:
     """``scores`` as a finite float64 (n, C) array, with its smallest and largest entry."""
-    arr = np.asarray(scores)
+    arr = as_array(scores)
     if arr.ndim != 2:
         raise ValueError(f"{name} must have shape (n, C), got shape {arr.shape}")
     if arr.shape[0] == 0:
@@ -72,7 +87,7 @@ def _check_probs(probs) -> np.ndarray:
 
 
 def _check_labels(labels, n: int, n_classes: int) -> np.ndarray:
-    arr = np.asarray(labels)
+    arr = as_array(labels)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"labels must have shape ({n},) to match the scores, got shape {arr.shape}")
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
@@ -158,7 +173,7 @@ def softmax(logits, axis: int = -1) -> np.ndarray:
     logits of 1000 give exact one-hot rows instead of NaN. Floating inputs keep their dtype;
     integer inputs are promoted to float64.
     """
-    z = np.asarray(logits)
+    z = as_array(logits)
     if not np.issubdtype(z.dtype, np.floating):
         z = z.astype(np.float64)
     shifted = np.exp(z - z.max(axis=axis, keepdims=True))
@@ -168,7 +183,7 @@ def softmax(logits, axis: int = -1) -> np.ndarray:
 def log_softmax(logits) -> np.ndarray:
     """Row-wise log-softmax of (n, C) scores, in float64 (calibrators fit on it), stable for any
     finite input: ``z - logsumexp(z)``."""
-    z = np.asarray(logits, dtype=np.float64)
+    z = as_array(logits, dtype=np.float64)
     return z - _logsumexp(z)[:, None]
 
 
@@ -278,7 +293,7 @@ def width_bin_index(values, n_bins: int) -> np.ndarray:
     see the module docstring for other libraries). Values a rounding error outside [0, 1] are clipped into the end bins.
     """
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    values = np.asarray(values, dtype=np.float64)
+    values = as_array(values, dtype=np.float64)
     # ceil(v * n_bins) - 1 is the bin up to one rounding step; one comparison with the actual
     # edges on each side makes it exact (the same as searchsorted(edges, v, "left") - 1, which
     # is right-closed) at a fraction of a binary search's cost

@@ -7,10 +7,14 @@ it read, each reduced to a digest that goes with the run.
   ``import`` statements (lazy imports inside functions included), plus infobench's version.
   Modules that cannot change a number (the runner, tables, plots, progress bars) are followed
   for their imports but not hashed, so editing a figure does not invalidate results.
+  A plug-in from outside infobench (a ``module:Class`` name, or an entry-point plug-in) is
+  hashed too: its module's file, the modules of its own package it imports, and the infobench
+  modules it imports. Helper modules it imports from elsewhere (another file beside it) are not.
 - ``file_digest(path)``: the sha256 of a data file's content, memoised under the cache folder
   by (size, mtime, inode) so a large file is read once, not on every run.
 
-Both are cheap to recompute (no torch, no imports of the plug-ins), so the planner can tell a
+Both are cheap to recompute (no torch, no imports of infobench's plug-ins; an entry-point
+plug-in is imported to find its module), so the planner can tell a
 finished run from a stale one, and ``compare`` can mark the stale ones.
 """
 
@@ -37,17 +41,56 @@ NOT_NUMERIC = frozenset({
 })
 
 
-@cache
 def module_file(module: str) -> Path | None:
-    """The source file of an infobench module (a package's ``__init__.py``), or None."""
+    """The source file of a module (a package's ``__init__.py``), or None: infobench's own, or
+    one from outside (a plug-in's), found without importing it where it is not imported yet."""
     parts = module.split(".")
-    if parts[0] != "infobench":
-        return None
-    base = PACKAGE_ROOT.joinpath(*parts[1:])
+    if parts[0] == "infobench":
+        return _infobench_file(module)
+    return _outside_file(module)
+
+
+@cache
+def _infobench_file(module: str) -> Path | None:
+    return _file_under(PACKAGE_ROOT, module.split(".")[1:])
+
+
+def _file_under(folder: Path, parts: list[str]) -> Path | None:
+    base = folder.joinpath(*parts)
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate
     return None
+
+
+def _outside_file(module: str) -> Path | None:
+    """A module from outside infobench: the file it was imported from, else where its top-level
+    package or module lies (looked up as an import would, the working folder included, without
+    running it) and the rest of its dotted name below that. Not cached: a plug-in's file may be
+    written after a first lookup."""
+    import importlib.util
+    import sys
+
+    from infobench.registry import working_folder_on_path
+
+    loaded = getattr(sys.modules.get(module), "__file__", None)
+    if loaded:
+        return Path(loaded) if loaded.endswith(".py") else None
+    top, *rest = module.split(".")
+    top_file = getattr(sys.modules.get(top), "__file__", None)
+    if not top_file:
+        working_folder_on_path()
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            return None
+        top_file = spec.origin if spec is not None and spec.has_location else None
+    if not top_file or not top_file.endswith(".py"):
+        return None  # a compiled extension or a namespace package: no source to hash
+    top_path = Path(top_file)
+    if not rest:
+        return top_path
+    return _file_under(top_path.parent, rest) if top_path.name == "__init__.py" else None
 
 
 @lru_cache(maxsize=4096)
@@ -68,7 +111,10 @@ def _imports(module: str, source: str) -> frozenset[str]:
                 target = node.module or ""
             found.add(target)
             found.update(f"{target}.{alias.name}" for alias in node.names)  # `from pkg import submodule`
-    return frozenset(m for m in found if m.startswith("infobench") and module_file(m) is not None)
+    # infobench's modules, and for a plug-in from outside, the modules of its own package
+    own = module.split(".")[0]
+    ours = ("infobench",) if own == "infobench" else ("infobench", own)
+    return frozenset(m for m in found if m.split(".")[0] in ours and module_file(m) is not None)
 
 
 @lru_cache(maxsize=4096)
@@ -114,14 +160,21 @@ def _names(node: Any) -> set[str]:
 
 
 def plugin_modules(config: dict[str, Any]) -> set[str]:
-    """Modules of the task and of every registered plug-in a run configuration names."""
-    from infobench.registry import _source_index
+    """Modules of the task and of every plug-in a run configuration names, infobench's own or
+    from outside (``registry.source_modules``)."""
+    return _plugin_roots(config)[0]
 
-    index = _source_index()
-    modules = {index.get("task", {}).get(config.get("task"))}
-    for name in _names(config):
-        modules.update(table[name] for table in index.values() if name in table)
-    return {m for m in modules if m}
+
+def _plugin_roots(config: dict[str, Any]) -> tuple[set[str], bool]:
+    """``plugin_modules(config)``, and whether every plug-in it names was found here with its
+    source (a plug-in from outside may be missing: another working folder, an uninstalled package)."""
+    from infobench.registry import source_modules
+
+    task = config.get("task")
+    found = [source_modules(task, "task")] if isinstance(task, str) else []
+    found += [source_modules(name) for name in _names(config)]
+    modules = set().union(*found)
+    return modules, all(found) and all(module_file(m) is not None for m in modules)
 
 
 _digests: dict[frozenset, tuple[list[str], tuple, str]] = {}  # plug-in modules -> (file stamps, digest)
@@ -137,12 +190,17 @@ def _stamps(modules: list[str]) -> tuple:
 
 def code_digest(config: dict[str, Any]) -> str:
     """First 16 hex digits of a sha256 over infobench's version and the source of every module
-    the run's numbers may depend on (see the module docstring).
+    the run's numbers may depend on (see the module docstring); ``""`` (unknown) when a plug-in
+    from outside that the configuration names cannot be found here, so that ``compare`` run from
+    another folder does not call a run stale for a module it cannot see.
 
     Runs naming the same plug-ins share one digest, kept until a file of their closure changes
     on disk (checked by its size and mtime), so a sweep of thousands of runs hashes once.
     """
-    roots = frozenset(plugin_modules(config))
+    found, complete = _plugin_roots(config)
+    if not complete:
+        return ""
+    roots = frozenset(found)
     known = _digests.get(roots)
     if known is not None:
         modules, stamps, digest = known
@@ -208,8 +266,44 @@ def _dataset(dataset_cfg: dict[str, Any], kind: str):
 def data_digests(dataset_cfg: dict[str, Any], kind: str = "dataset") -> list[str]:
     """Content digests of every file the dataset of ``dataset_cfg`` reads (none for generated
     data), in the plug-in's order; a missing file raises the plug-in's ``DataError`` naming it."""
-    files = getattr(_dataset(dataset_cfg, kind), "files", lambda: [])()
-    return [file_digest(p) for p in files]
+    dataset = _dataset(dataset_cfg, kind)
+    return content_digests(dataset, getattr(dataset, "files", lambda: [])())
+
+
+def content_digests(dataset: Any, files: list) -> list[str]:
+    """What stands for the content of ``files``: the dataset's own ``fingerprint`` of them when it
+    has one (an image folder of 75,000 JPEGs digests its listing, see ``Dataset.fingerprint``),
+    else the sha256 of each."""
+    own = getattr(dataset, "fingerprint", None)
+    stand_in = own(files) if own is not None else None
+    return stand_in if stand_in is not None else [file_digest(p) for p in files]
+
+
+def checkpoint_digests(config: dict[str, Any]) -> dict[str, str]:
+    """sha256 of every weights file a run's configuration loads, keyed by where it is named
+    (``model``, ``teacher.model``): the ``checkpoint`` of any block, at any depth. A missing
+    file raises a ``DataError`` naming it and the key."""
+    from infobench.errors import DataError
+
+    found: dict[str, str] = {}
+
+    def walk(value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            return
+        path = value.get("checkpoint")
+        if isinstance(path, str) and where != "method":
+            from infobench.data.files import data_path
+
+            resolved = data_path(path)
+            if not resolved.is_file():
+                raise DataError(f"{where + '.' if where else ''}checkpoint: {path} is not a file (a .pt/.pth "
+                                "state dict or a .safetensors file)")
+            found[where or "checkpoint"] = file_digest(resolved)
+        for key, sub in value.items():
+            walk(sub, f"{where}.{key}" if where else str(key))
+
+    walk(config, "")
+    return found
 
 
 def _path_fields(params_cls) -> set[str]:
@@ -232,7 +326,7 @@ def training_data_key(dataset_cfg: dict[str, Any], kind: str = "dataset") -> dic
         return {"name": dataset_cfg["name"], "params": {k: v for k, v in dataset_cfg.items() if k != "name"},
                 "content": data_digests(dataset_cfg, kind)}
     params = dataset.train_params()
-    content = [file_digest(p) for p in dataset.train_files()]
+    content = content_digests(dataset, dataset.train_files())
     if content:  # the files' content stands for them; a plug-in that lists no files keeps its paths
         for name in _path_fields(type(dataset.params)):
             params.pop(name, None)

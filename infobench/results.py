@@ -1,14 +1,26 @@
-"""The tidy results folder: runs.csv, metrics.csv, spec.yaml, specs/, manifest.json, logs/, plots/.
+"""The tidy results folder: runs.csv, metrics/, metrics.csv, spec.yaml, specs/, manifest.json, logs/, plots/.
 
 Every write goes to a temporary file in the same folder, is fsynced, then renamed over the
-target, so a killed process leaves either the old or the new file, never a torn row. The
-driver process is the only writer. Metrics of a run are written before its ``done`` row in
-runs.csv, so a run counts as finished only once both are on disk; metric rows of runs that
-are not ``done`` are ignored by readers and purged by the next ``infobench run``. A rerun's
-new rows replace its old ones in one rename, so an interrupted ``--force`` loses nothing.
+target, so a killed process leaves either the old or the new file, never a torn one. The
+driver process is the only writer.
+
+Each run's metric rows are one Parquet file, ``metrics/<run_id>.parquet`` (typed, compressed),
+written once; recording a run never reads or rewrites another run's rows, so a sweep's write
+cost grows with its runs, not with their square. A run's file is written before its ``done``
+row in runs.csv (the commit), so a run counts as finished only once both are on disk; files of
+runs that are not ``done`` are ignored by readers and removed by the next ``infobench run``. A
+rerun's file replaces the old one in one rename, so an interrupted ``--force`` loses nothing.
+runs.csv is the index: readers open the files of its ``done`` runs only, and a ``done`` run
+whose file is missing is an error, never a run with fewer rows.
+
+metrics.csv is an export of the same rows for those who want CSV (same columns, runs in
+runs.csv order). It is written in one rename at the end of every sweep and by
+:func:`export_metrics`; a sweep deletes it before it records its first run, so a metrics.csv
+present in a folder always holds exactly the rows of metrics/. Readers never read it when
+metrics/ exists; folders of results format 2 (metrics.csv only, no metrics/) are read from it.
 
 A results folder is infobench's alone: its manifest.json carries a marker, a folder holding
-anything else is refused, and nothing is written through a symbolic link inside it.
+anything else is refused, and nothing is read or written through a symbolic link inside it.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -34,13 +47,20 @@ METRIC_COLUMNS = (
     "run_id", "task", "dataset", "model", "method", "variant", "seed",
     "split", "step", "metric", "value",
 )
+TEXT_METRIC_COLUMNS = ("run_id", "task", "dataset", "model", "method", "variant", "split", "metric")
 STATUSES = ("done", "failed", "diverged")
 RUNS_FILE = "runs.csv"
-METRICS_FILE = "metrics.csv"
+METRICS_DIR = "metrics"  # one <run_id>.parquet per run
+METRICS_SUFFIX = ".parquet"
+METRICS_FILE = "metrics.csv"  # the CSV export of metrics/ (see the module docstring)
 MANIFEST_FILE = "manifest.json"
 MARKER = "infobench-results"  # manifest.json["created_by"]: the folder is infobench's to write
-FORMAT = 2  # manifest.json["format"]: 2 = runs.csv holds each run's setting, config and code
+# manifest.json["format"]: 2 = runs.csv holds each run's setting, config and code;
+# 3 = metric rows in metrics/<run_id>.parquet, metrics.csv an export of them
+FORMAT = 3
 LOCK_FILE = ".lock"
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")  # a run id names metrics/<run_id>.parquet: no path in it
+TEMP_SUFFIX = ".tmp"  # temp files are ".<target name>.<random>.tmp" beside their target
 
 
 def _umask() -> int:
@@ -74,7 +94,7 @@ def _replacing(path: Path, mode: str) -> Iterator[IO]:
     On any failure (an exception, Ctrl-C) the temp file is removed and ``path`` is untouched.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as f:
@@ -110,8 +130,10 @@ def replace_run_rows(path: Path, columns: Sequence[str], run_ids: set[str], rows
     append): one rename, so a reader sees the old rows or the new ones, never neither. Returns
     the number of rows dropped.
 
-    Rows are copied line by line; ``run_id`` is the first column and never quoted (hex), so a
-    line's run is the text before its first comma.
+    Records are copied as text, never parsed: ``run_id`` is the first column and never quoted
+    (hex), so a record's run is the text before its first comma. A quoted cell may hold a line
+    break; a record goes on until the quotes seen since its start are even (the csv module
+    doubles a quote inside a cell, so the parity holds).
     """
     path = Path(path)
     dropped = 0
@@ -125,18 +147,16 @@ def replace_run_rows(path: Path, columns: Sequence[str], run_ids: set[str], rows
                     shutil.copyfileobj(existing, out, 1 << 20)
                 else:
                     out.write(existing.readline())  # the header
+                    dropping, open_quotes = False, False
                     for line in existing:
-                        if line.split(",", 1)[0] in run_ids:
-                            dropped += 1
-                        else:
+                        if not open_quotes:  # a record starts here
+                            dropping = line.split(",", 1)[0] in run_ids
+                            dropped += dropping
+                        if not dropping:
                             out.write(line)
+                        open_quotes ^= line.count('"') % 2 == 1
         out.write(_csv_text(columns, rows, header=not exists))
     return dropped
-
-
-def rewrite_rows(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    """Atomically replace a CSV file with ``rows`` (used to drop rows of unfinished runs)."""
-    atomic_write(path, _csv_text(columns, rows, header=True))
 
 
 def _cell(value: Any) -> Any:
@@ -147,7 +167,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def check_complete(path: Path) -> None:
+def check_complete(path: Path, remedy: str = "restore it or delete the last line, then run again") -> None:
     """Refuse a table whose last row is cut short: infobench ends every row with a newline and
     writes by rename, so a missing final newline means the file was torn or edited by hand
     (a value cut from ``0.846`` to ``0.`` would otherwise be read as a number)."""
@@ -158,7 +178,7 @@ def check_complete(path: Path) -> None:
         f.seek(-1, os.SEEK_END)
         if f.read(1) != b"\n":
             raise InfobenchError(f"{path}: its last row is cut short (no final newline): the file was torn or "
-                                 "edited; restore it or delete the last line, then run again")
+                                 f"edited; {remedy}")
 
 
 def read_rows(path: Path, columns: Sequence[str] | None = None) -> list[dict[str, str]]:
@@ -185,6 +205,92 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> list[dict[str
     return rows
 
 
+# ------------------------------------------------------------------ per-run metric files
+
+
+def _metric_schema():
+    """The Arrow schema of a run's metric file: METRIC_COLUMNS, text as strings, ``seed`` and
+    ``step`` (null for final values) as int64, ``value`` as float64."""
+    import pyarrow as pa
+
+    numeric = {"seed": pa.int64(), "step": pa.int64(), "value": pa.float64()}
+    return pa.schema([(c, numeric.get(c, pa.string())) for c in METRIC_COLUMNS])
+
+
+def metric_table(run_id: str, rows: Sequence[dict[str, Any]]):
+    """A run's metric rows as an Arrow table of :func:`_metric_schema` (a missing text cell is
+    "", as metrics.csv has always read it); rows of another run or with unknown columns, and
+    values of the wrong kind, are an ``InfobenchError``."""
+    import pyarrow as pa
+
+    unknown = sorted({key for row in rows for key in row} - set(METRIC_COLUMNS))
+    others = sorted({str(row.get("run_id")) for row in rows} - {run_id})
+    if unknown or others:
+        problem = f"unknown columns {unknown}" if unknown else f"rows of other runs {others[:3]}"
+        raise InfobenchError(f"metric rows of run {run_id}: {problem}")
+    schema = _metric_schema()
+    columns = []
+    for field in schema:
+        cells = [row.get(field.name) for row in rows]
+        if field.name in TEXT_METRIC_COLUMNS:
+            cells = ["" if cell is None else str(cell) for cell in cells]
+        try:
+            columns.append(pa.array(cells, field.type))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            raise InfobenchError(f"metric rows of run {run_id}: column {field.name} holds values that are "
+                                 f"not {field.type} ({type(exc).__name__}: {exc})") from None
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def read_metric_file(path: Path, run_id: str):
+    """One run's metric file as an Arrow table of :func:`_metric_schema`. A torn or foreign file
+    (not Parquet, other columns or types, rows of another run) is an ``InfobenchError`` naming it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path).read()
+    except (pa.ArrowException, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise InfobenchError(f"{path}: not a readable Parquet file of metric rows ({type(exc).__name__}: {reason}); "
+                             f"it was torn or replaced: {_REDO}") from None
+    schema = _metric_schema()
+    missing = [c for c in METRIC_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InfobenchError(f"{path}: missing columns {missing}; not a metric file infobench wrote: {_REDO}")
+    table = table.select(list(METRIC_COLUMNS))
+    wrong = [f"{f.name} is {table.schema.field(f.name).type}, not {f.type}"
+             for f in schema if not table.schema.field(f.name).type.equals(f.type)]
+    if wrong:
+        raise InfobenchError(f"{path}: {'; '.join(wrong)}; not a metric file infobench wrote: {_REDO}")
+    if table.num_rows and pc.all(pc.equal(table["run_id"], run_id), skip_nulls=False).as_py() is not True:
+        raise InfobenchError(f"{path}: holds rows of runs other than {run_id}; not the file infobench wrote "
+                             f"for that run: {_REDO}")
+    return table.replace_schema_metadata(None)  # as infobench writes it, whoever wrote the file
+
+
+_REDO = "restore it, or run the folder's spec again with --force"
+
+
+def write_csv_rows(table, out: IO[bytes]) -> None:
+    """Append an Arrow table of metric rows to a CSV file, without a header. Cells are quoted
+    only when a value needs it, so a file of plain values reads as the csv module writes it.
+
+    The rows go through a buffer: Arrow writes the batches before the one holding a comma or a
+    quote and only then refuses it unquoted, and those must not be written twice."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    text = pa.BufferOutputStream()
+    try:
+        pcsv.write_csv(table, text, pcsv.WriteOptions(include_header=False, quoting_style="none"))
+    except pa.ArrowInvalid:  # a value holds a comma, quote or line break: quote the text cells
+        text = pa.BufferOutputStream()
+        pcsv.write_csv(table, text, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
+    out.write(text.getvalue())
+
+
 class ResultsFolder:
     """One ``results/<name>/`` folder: where a spec's runs land."""
 
@@ -197,6 +303,12 @@ class ResultsFolder:
 
     @property
     def metrics_path(self) -> Path:
+        """Where the metric rows are: metrics/, one Parquet file per run (results format 3)."""
+        return self.root / METRICS_DIR
+
+    @property
+    def export_path(self) -> Path:
+        """metrics.csv: the CSV export of metrics/ (in a format-2 folder, the metric rows themselves)."""
         return self.root / METRICS_FILE
 
     @property
@@ -211,6 +323,17 @@ class ResultsFolder:
     def manifest_path(self) -> Path:
         return self.root / MANIFEST_FILE
 
+    def metric_file(self, run_id: str) -> Path:
+        """metrics/<run_id>.parquet; a run_id that could not name a file there is refused."""
+        if not _RUN_ID.fullmatch(str(run_id)):
+            raise InfobenchError(f"run id {run_id!r} cannot name a metric file: expected letters, digits, _ or -")
+        return self.metrics_path / f"{run_id}{METRICS_SUFFIX}"
+
+    def has_metrics(self) -> bool:
+        """Whether the folder holds metric rows to read: metrics/ (format 3; a link there, to be
+        refused) or metrics.csv (format 2)."""
+        return self.metrics_path.is_symlink() or self.metrics_path.is_dir() or self.export_path.is_file()
+
     def run_rows(self) -> dict[str, dict[str, str]]:
         """The latest row of each run_id in runs.csv."""
         return {row["run_id"]: row for row in read_rows(self.runs_path, RUN_COLUMNS)}
@@ -219,27 +342,117 @@ class ResultsFolder:
         return {rid for rid, row in self.run_rows().items() if row.get("status") == "done"}
 
     def record(self, run_row: dict[str, Any], metric_rows: list[dict[str, Any]]) -> None:
-        """Write one finished run: its metric rows first (replacing those of an earlier attempt of
-        the same run in the same rename), then its row in runs.csv (the commit)."""
+        """Write one run. A ``done`` run: its metric file first (replacing that of an earlier
+        attempt in one rename), then its row in runs.csv (the commit). Any other status: its
+        row first, then its metric file, now an orphan no reader opens, is removed (``metric_rows``
+        of a run that is not done are never read, so they are not written).
+
+        The CSV export is deleted before anything changes (see the module docstring)."""
         run_id = run_row["run_id"]
-        if metric_rows or self.metrics_path.exists():
-            replace_run_rows(self.metrics_path, METRIC_COLUMNS, {run_id}, metric_rows)
-        previous = read_rows(self.runs_path, RUN_COLUMNS)
-        kept = [row for row in previous if row["run_id"] != run_id]
-        rewrite_rows(self.runs_path, RUN_COLUMNS, [*kept, run_row])
+        if run_row.get("status") == "done":
+            self.write_run_metrics(run_id, metric_rows)
+            replace_run_rows(self.runs_path, RUN_COLUMNS, {run_id}, [run_row])
+        else:
+            path = self.metric_file(run_id)
+            self._start_changing()
+            replace_run_rows(self.runs_path, RUN_COLUMNS, {run_id}, [run_row])
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def write_run_metrics(self, run_id: str, metric_rows: Sequence[dict[str, Any]]) -> Path:
+        """Replace metrics/<run_id>.parquet with ``metric_rows`` in one rename (the first of
+        ``record``'s two writes; the run counts once its runs.csv row follows). No other run's
+        file is read or written."""
+        import pyarrow.parquet as pq
+
+        path = self.metric_file(run_id)
+        table = metric_table(run_id, metric_rows)
+        self._start_changing()
+        with _replacing(path, "wb") as out:
+            pq.write_table(table, out, compression="zstd")
+        return path
+
+    def _start_changing(self) -> None:
+        """Before the first change of a sweep: make sure metrics/ is a real folder (never a link)
+        and drop the CSV export, which is about to disagree with it. A format-2 folder, whose
+        metrics.csv holds the rows themselves, is refused."""
+        if self.metrics_path.is_symlink():
+            raise InfobenchError(f"{self.metrics_path} is a symbolic link; infobench never writes through a link: "
+                                 "remove it, or run into another --out")
+        if not self.metrics_path.is_dir():
+            if self.export_path.exists():
+                raise InfobenchError(f"{self.root}: its metrics.csv holds the metric rows (results format 2); this "
+                                     f"infobench writes results format {FORMAT} (metrics/) and does not add to it: "
+                                     "run into another --out")
+            self.metrics_path.mkdir(parents=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.export_path.unlink()
 
     def purge(self) -> int:
-        """Drop the metric rows of every run not ``done`` (left by an attempt killed between its
-        two writes); returns the rows dropped. Rows of finished runs are only ever replaced by
-        ``record``, once the new ones are written."""
-        if not self.metrics_path.exists():
-            return 0
-        done = self.done_ids()
-        rows = read_rows(self.metrics_path, METRIC_COLUMNS)
-        kept = [row for row in rows if row["run_id"] in done]
-        if len(kept) != len(rows):
-            rewrite_rows(self.metrics_path, METRIC_COLUMNS, kept)
-        return len(rows) - len(kept)
+        """Remove the metric files of every run not ``done`` (left by an attempt killed between
+        its two writes) and the temp files of writers killed mid-write (the caller holds the
+        folder lock, so no writer is alive); returns the number of metric files removed. Files of
+        finished runs are only ever replaced by ``record``, once the new ones are written."""
+        removed = 0
+        done = self.done_ids() if self.metrics_path.is_dir() else set()
+        for folder in (self.root, self.metrics_path):
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                        os.unlink(entry.path)
+                    elif folder == self.metrics_path and name.endswith(METRICS_SUFFIX) \
+                            and name[: -len(METRICS_SUFFIX)] not in done:
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
+
+    def metric_files(self) -> dict[str, Path]:
+        """run_id -> its metric file in metrics/ ({} without metrics/). A link there is refused:
+        it could show rows infobench never wrote."""
+        if self.metrics_path.is_symlink():
+            raise InfobenchError(f"{self.metrics_path} is a symbolic link; infobench never reads through a link: "
+                                 "remove it")
+        if not self.metrics_path.is_dir():
+            return {}
+        files = {}
+        with os.scandir(self.metrics_path) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    raise InfobenchError(f"{entry.path} is a symbolic link; infobench never reads through a link: "
+                                         "remove it")
+                if entry.name.endswith(METRICS_SUFFIX) and not entry.name.startswith("."):
+                    files[entry.name[: -len(METRICS_SUFFIX)]] = Path(entry.path)
+        return files
+
+    def metric_tables(self, run_ids: Iterable[str], done: set[str]) -> Iterator:
+        """The metric tables of ``run_ids`` in their order, each file read when asked for (so an
+        export holds one run in memory at a time). A ``done`` run without a file is an error:
+        runs.csv says its rows were written."""
+        files = self.metric_files()
+        for run_id in run_ids:
+            if run_id in files:
+                yield read_metric_file(files[run_id], run_id)
+            elif run_id in done:
+                raise InfobenchError(f"{self.metric_file(run_id)}: missing, though runs.csv records run {run_id} "
+                                     f"done: the folder was damaged; {_REDO}")
+
+    def export_csv(self) -> Path:
+        """Write metrics.csv from metrics/: the rows of the ``done`` runs, runs in runs.csv order,
+        in one rename. The runner calls it at the end of every sweep; call it only under the
+        folder's lock (``runner.folder_lock``), as a sweep deletes the export when it starts
+        changing the folder."""
+        if self.export_path.exists() and not self.metrics_path.is_dir():
+            return self.export_path  # a format-2 folder: metrics.csv is the data, nothing to export
+        done = [row["run_id"] for row in read_rows(self.runs_path, RUN_COLUMNS) if row["status"] == "done"]
+        self.metrics_path.mkdir(exist_ok=True)  # a folder with metrics/ is read from it, never from the export
+        with _replacing(self.export_path, "wb") as out:
+            out.write((",".join(METRIC_COLUMNS) + "\n").encode())
+            for table in self.metric_tables(dict.fromkeys(done), set(done)):
+                write_csv_rows(table, out)
+        return self.export_path
 
     # ------------------------------------------------------------------ ownership and links
 
@@ -274,9 +487,10 @@ class ResultsFolder:
         manifest = read_manifest(self.root) if self.manifest_path.is_file() else {}
         if manifest.get("created_by") == MARKER:
             if manifest.get("format") != FORMAT:
+                readable = " (compare, show and load_metrics still read it)" if manifest.get("format") == 2 else ""
                 raise InfobenchError(f"{self.root}: written by another version of infobench (results format "
-                                     f"{manifest.get('format')}, this one writes {FORMAT}); move it away or run into "
-                                     "another --out")
+                                     f"{manifest.get('format')}, this one writes {FORMAT}){readable}; move it away or "
+                                     "run into another --out")
             return
         if "infobench" in manifest:
             raise InfobenchError(f"{self.root}: written by an older infobench (before results format {FORMAT}), whose "
@@ -398,11 +612,12 @@ def load_runs(dirs: str | os.PathLike | Sequence[str | os.PathLike]):
 
 
 def load_metrics(dirs: str | os.PathLike | Sequence[str | os.PathLike], only_done: bool = True):
-    """metrics.csv of one or many result folders as one tidy DataFrame with a ``source`` column.
+    """The metric rows of one or many result folders as one tidy DataFrame with a ``source`` column.
 
-    Only rows of runs recorded ``done`` are returned unless ``only_done`` is False. ``step``
-    is a nullable integer: missing for final values. ``variant`` and ``setting`` come from
-    runs.csv, so runs of different settings carry different labels (see :func:`load_runs`).
+    Rows come from metrics/ (one Parquet file per run; metrics.csv in a format-2 folder). Only
+    rows of runs recorded ``done`` are returned unless ``only_done`` is False. ``step`` is a
+    nullable integer: missing for final values. ``variant`` and ``setting`` come from runs.csv,
+    so runs of different settings carry different labels (see :func:`load_runs`).
     """
     import pandas as pd
 
@@ -412,9 +627,20 @@ def load_metrics(dirs: str | os.PathLike | Sequence[str | os.PathLike], only_don
     return pd.concat(frames, ignore_index=True)
 
 
+def export_metrics(folder: str | os.PathLike) -> Path:
+    """Write the metrics.csv export of a results folder from its metrics/ (see
+    :meth:`ResultsFolder.export_csv`; hold the folder's lock, ``runner.folder_lock``, around it)."""
+    d = Path(folder)
+    _check_folder(d)
+    results = ResultsFolder(d)
+    if results.links():
+        raise InfobenchError(f"{d}: holds symbolic links; infobench never writes through a link: remove them")
+    return results.export_csv()
+
+
 def folder_tables(folder: str | os.PathLike, metrics: bool = True, only_done: bool = True):
     """One folder's runs (as :func:`load_runs` gives them) and metrics (as :func:`load_metrics`;
-    None without metrics.csv or when ``metrics`` is False), each table read once."""
+    None without metrics or when ``metrics`` is False), each table read once."""
     import pandas as pd
 
     d = Path(folder)
@@ -426,18 +652,48 @@ def folder_tables(folder: str | os.PathLike, metrics: bool = True, only_done: bo
         flat = pd.DataFrame(flats, index=runs.index)
         runs = pd.concat([runs, flat[[c for c in flat.columns if c not in runs.columns]]], axis=1)
     runs.insert(0, "source", d.name)
-    if not metrics or not (d / METRICS_FILE).exists():
+    results = ResultsFolder(d)
+    if not metrics or not results.has_metrics():
         return runs, None
-    df = _read_table(d / METRICS_FILE, METRIC_COLUMNS, _METRIC_DTYPES)
-    if only_done:
-        df = df[df["run_id"].isin(runs.loc[runs["status"] == "done", "run_id"])]
-    variant_of = dict(zip(runs["run_id"], runs["variant"]))  # the last row of a run_id wins
+    done = list(dict.fromkeys(runs.loc[runs["status"] == "done", "run_id"]))
+    if results.metrics_path.is_dir() or results.metrics_path.is_symlink():
+        df = _read_metric_files(results, runs, done, only_done)
+    else:  # results format 2: the rows are in metrics.csv
+        df = _read_table(results.export_path, METRIC_COLUMNS, _METRIC_DTYPES)
+        if only_done:
+            df = df[df["run_id"].isin(done)].reset_index(drop=True)
+    # variant and setting of each row from runs.csv (the last row of a run_id wins), looked up
+    # once per run rather than once per row
+    codes, run_ids = pd.factorize(df["run_id"])
+    variant_of = dict(zip(runs["run_id"], runs["variant"]))
     setting_of = dict(zip(runs["run_id"], runs["setting"]))
-    df["variant"] = [variant_of.get(r, v) for r, v in zip(df["run_id"], df["variant"])]
-    df["setting"] = [setting_of.get(r, "") for r in df["run_id"]]
+
+    def per_row(values: list) -> pd.Series:
+        return pd.Series(values, dtype="str").take(codes).reset_index(drop=True)
+
+    df["variant"] = per_row([variant_of.get(r) for r in run_ids]).fillna(df["variant"])  # orphans keep theirs
+    df["setting"] = per_row([setting_of.get(r, "") for r in run_ids])
     df["step"] = df["step"].astype("Int64")
     df.insert(0, "source", d.name)
     return runs, df
+
+
+def _read_metric_files(results: ResultsFolder, runs, done: list[str], only_done: bool):
+    """The rows of metrics/ as a DataFrame: the files of the ``done`` runs in runs.csv order (with
+    ``only_done`` False, every file: the other runs of runs.csv, then orphans by name). A torn
+    export beside them is refused too: it would be read by whoever wants CSV."""
+    import pyarrow as pa
+
+    if results.export_path.exists():
+        check_complete(results.export_path, remedy="delete it: it is an export of metrics/, written again at the "
+                                                    "end of the next sweep or by infobench.results.export_metrics")
+    wanted = done
+    if not only_done:
+        listed = list(dict.fromkeys(runs["run_id"]))
+        wanted = [*listed, *sorted(set(results.metric_files()) - set(listed))]
+    tables = list(results.metric_tables(wanted, set(done)))
+    table = pa.concat_tables(tables) if tables else _metric_schema().empty_table()
+    return table.to_pandas()
 
 
 _RUN_DTYPES = {"run_id": str, "task": str, "dataset": str, "model": str, "method": str, "error": str,

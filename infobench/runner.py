@@ -52,6 +52,7 @@ class Plan:
     finished: set[str]  # run ids done (or diverged) with the code of today: skipped
     stale: set[str] = field(default_factory=set)  # done with other code: rerun
     deterministic: bool = False
+    device: str = "auto"  # the device name each run resolves (infobench.device), checked at plan time
 
     @property
     def todo(self) -> list[Run]:
@@ -97,23 +98,36 @@ def with_data_identity(spec: Spec, runs: list[Run]) -> None:
     """Put the content digests of every data file a run reads into its configuration (so into its
     ``run_id``), and the digest of the code it will run on the run. A missing file stops here,
     before anything runs, with the plug-in's message naming it."""
-    from infobench.provenance import code_digest, data_digests
+    from infobench.provenance import checkpoint_digests, code_digest, data_digests
 
     kind = registry.get("task", spec.task).dataset_kind
     digests: dict[str, list[str]] = {}
+    weights: dict[str, dict[str, str]] = {}
     for run in runs:
         key = json.dumps(run.config["dataset"], sort_keys=True)
         if key not in digests:
             digests[key] = data_digests(run.config["dataset"], kind)
         if digests[key]:
             run.config["data"] = digests[key]
+        blocks = json.dumps({k: v for k, v in run.config.items() if k not in ("seed", "data")}, sort_keys=True)
+        if blocks not in weights:
+            weights[blocks] = checkpoint_digests(run.config)
+        if weights[blocks]:
+            run.config["weights"] = weights[blocks]
         run.code = code_digest(run.config)
 
 
-def plan(spec: Spec, out_root: str | Path = "results", force: bool = False, deterministic: bool = False) -> Plan:
+def plan(spec: Spec, out_root: str | Path = "results", force: bool = False, deterministic: bool = False,
+         device: str | None = None) -> Plan:
     """The spec's runs and which of them are finished: ``done`` (or ``diverged``) with the same
     run_id, which covers configuration and data content, and the same code. Runs done with other
-    code are ``stale`` and run again, like everything with ``--force``."""
+    code are ``stale`` and run again, like everything with ``--force``.
+
+    ``device`` (``--device``) overrides the spec's ``device:``; both default to ``auto``. The
+    device and the spec's precision are checked here, so a missing GPU stops the sweep before
+    any run. The device is not part of a run's identity (CPU and GPU agree within float
+    tolerance); it is recorded in the manifest and in each run's log."""
+    device = check_device(device or spec.device or "auto", spec.precision)
     folder = results_folder(spec, out_root)
     folder.check_owned()
     runs = spec.runs()
@@ -123,7 +137,15 @@ def plan(spec: Spec, out_root: str | Path = "results", force: bool = False, dete
     finished = {rid for rid, row in rows.items() if row.get("status") in FINISHED and row.get("code") == code.get(rid)}
     stale = {rid for rid, row in rows.items() if rid in code and row.get("status") in FINISHED} - finished
     return Plan(spec=spec, folder=folder, runs=runs, finished=finished, stale=stale,
-                deterministic=deterministic or spec.deterministic)
+                deterministic=deterministic or spec.deterministic, device=device)
+
+
+def check_device(name: str, precision: str) -> str:
+    """``name`` after checking that this machine has it and can run ``precision`` on it."""
+    from infobench import device as devices
+
+    devices.check_precision(precision, devices.resolve(devices.check_name(name)))
+    return name
 
 
 # ------------------------------------------------------------------------------ one run
@@ -169,14 +191,20 @@ def _run_logger(log_path: Path) -> Iterator[logging.Logger]:
 def _check_data_unchanged(run: Run) -> None:
     """The data files read now are the ones the run was planned with (a file rewritten during a
     sweep would otherwise be scored under the old file's run_id)."""
-    if "data" not in run.config:
-        return
-    from infobench.provenance import data_digests
+    from infobench.provenance import checkpoint_digests, data_digests
 
-    now = data_digests(run.config["dataset"], registry.get("task", run.task).dataset_kind)
-    if now != run.config["data"]:
-        raise DataError(f"the data files of dataset {run.config['dataset']['name']!r} changed after the sweep was "
-                        "planned; run again to plan with their new content")
+    if "data" in run.config:
+        now = data_digests(run.config["dataset"], registry.get("task", run.task).dataset_kind)
+        if now != run.config["data"]:
+            raise DataError(f"the data files of dataset {run.config['dataset']['name']!r} changed after the sweep "
+                            "was planned; run again to plan with their new content")
+    if "weights" in run.config:
+        planned = run.config["weights"]
+        now = checkpoint_digests({k: v for k, v in run.config.items() if k != "weights"})
+        if now != planned:
+            changed = sorted(k for k in planned if now.get(k) != planned[k])
+            raise DataError(f"the checkpoint of {', '.join(changed)} changed after the sweep was planned; "
+                            "run again to plan with its new content")
 
 
 @contextlib.contextmanager
@@ -194,18 +222,27 @@ def _deterministic_torch(on: bool) -> Iterator[None]:
 
 
 def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool,
-                deterministic: bool = False) -> tuple[dict, list[dict]]:
+                deterministic: bool = False, device: str = "cpu", gpu_slots: str = "") -> tuple[dict, list[dict]]:
     """Execute one run (in this process or a worker); returns its runs.csv row and metric rows.
+
+    The run computes on ``device`` (a name, resolved here, in the process that runs it) at the
+    precision of its configuration. With ``gpu_slots`` (a folder; sweeps with ``--jobs N`` on
+    CUDA), each worker process first claims a GPU of its own there (``device.claim_gpu``).
 
     The row's private ``_input_error`` says whether a failure came from the user's input (a bad
     data file): the driver turns that into exit code 2 and never writes the key.
     """
     import torch
 
+    from infobench import device as devices
     from infobench.progress import use_progress
     from infobench.tasks.base import RunContext
 
     folder = ResultsFolder(Path(folder_root))
+    if gpu_slots and device in ("auto", "cuda"):
+        devices.claim_gpu(Path(gpu_slots))
+    where = devices.resolve(device)
+    precision = run.config.get("precision", "fp32")
     threads_before = torch.get_num_threads()  # restored after: in-process runs share the interpreter
     torch.set_num_threads(threads)
     seed_everything(run.seed)
@@ -216,9 +253,10 @@ def execute_run(run: Run, folder_root: str, threads: int, inner_progress: bool,
     # numpy/scipy BLAS gets the run's threads too: left alone, small BLAS calls of parallel runs
     # oversubscribe the cores, and a thread count that varies changes the order of reductions
     with _run_logger(folder.logs / f"{run.run_id}.log") as logger, _deterministic_torch(deterministic), \
-            threadpool_limits(threads):
-        logger.info("run %s: %s seed %s, %d thread(s)%s\n%s", run.run_id, run.variant, run.seed, threads,
-                    ", deterministic" if deterministic else "", json.dumps(run.config, indent=2))
+            threadpool_limits(threads), devices.use(where, precision):
+        logger.info("run %s: %s seed %s, %d thread(s)%s on %s at %s\n%s", run.run_id, run.variant, run.seed, threads,
+                    ", deterministic" if deterministic else "", devices.describe(where), precision,
+                    json.dumps(run.config, indent=2))
         ctx = RunContext(run=run, plots_dir=folder.plots, logger=logger)
         try:
             _check_data_unchanged(run)
@@ -393,7 +431,9 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
     started = time.time()
     with folder_lock(folder):
         folder.check_owned()  # again under the lock: the folder may have changed since planning
-        write_json(folder.manifest_path, manifest(started, per_run_threads, jobs, deterministic=deterministic))
+        hardware = device_facts(the_plan.device)
+        write_json(folder.manifest_path, manifest(started, per_run_threads, jobs, deterministic=deterministic,
+                                                  **hardware))
         folder.purge()  # rows an interrupted attempt left without their done row
         write_spec_version(folder, spec)
         previous = folder.run_rows()
@@ -404,8 +444,9 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
         )
         with progress, use_progress(progress if executor.shows_inner_progress else None):
             bar = progress.add_task(f"{spec.name}: runs", total=len(todo))
-            items = ((run, str(folder.root), per_run_threads, executor.shows_inner_progress, deterministic)
-                     for run in todo)
+            gpu_slots = gpu_slots_folder(the_plan.device, jobs)
+            items = ((run, str(folder.root), per_run_threads, executor.shows_inner_progress, deterministic,
+                      the_plan.device, gpu_slots) for run in todo)
             for row, metric_rows in executor.map_unordered(execute_run, items, on_error=lost_run):
                 summary.bad_input += bool(row.pop("_input_error", False))
                 status = row["status"]
@@ -423,14 +464,41 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
                 if row.get("warnings"):
                     summary.warnings.append(f"{row['variant']} seed {row['seed']}: {row['warnings']}")
                 progress.advance(bar)
+        folder.export_csv()  # metrics.csv: the CSV export of the per-run Parquet files, in one rename
         summary.plots = summarize(spec, folder)
         finished = time.time()
         summary.seconds = finished - started
         write_json(folder.manifest_path, manifest(
-            started, per_run_threads, jobs, finished=finished, deterministic=deterministic,
+            started, per_run_threads, jobs, finished=finished, deterministic=deterministic, **hardware,
             runs={"planned": summary.planned, "skipped": summary.skipped, **summary.statuses},
         ))
     return summary
+
+
+def device_facts(name: str) -> dict[str, Any]:
+    """What the manifest records of where the sweep computed: the device asked for, what it
+    resolved to (with the GPU's name) and, on CUDA, the GPUs the machine has."""
+    import torch
+
+    from infobench import device as devices
+
+    facts: dict[str, Any] = {"device_requested": name, "device": devices.describe(devices.resolve(name))}
+    if torch.cuda.is_available():
+        facts["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        facts["cuda"] = torch.version.cuda
+    return facts
+
+
+def gpu_slots_folder(device: str, jobs: int) -> str:
+    """A folder where parallel workers claim one GPU each, when there are several to share out
+    (``--jobs N`` with ``device`` auto or cuda); "" otherwise (every run takes the one device)."""
+    import torch
+
+    if jobs < 2 or device not in ("auto", "cuda") or not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return ""
+    from infobench.cache import cache_root
+
+    return str(cache_root() / "gpu-slots")
 
 
 def write_spec_version(folder: ResultsFolder, spec: Spec) -> None:

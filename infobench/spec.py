@@ -9,6 +9,7 @@ variants, where a method parameter written ``{grid: [...]}`` yields one variant 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -24,9 +25,11 @@ from infobench import registry
 from infobench.errors import RegistryError, SpecError
 from infobench.limits import MAX_RUNS
 
+UNTRAINED = "none"  # ``train: none``: the model is used as its checkpoint has it (tasks.common.is_untrained)
+
 NAME_PATTERN = re.compile(r"[a-z0-9_.-]{1,100}")  # used with fullmatch: no trailing newline slips through
 BASE_KEYS = ("name", "task", "description", "seeds", "dataset", "model", "train", "scenario", "methods", "threads",
-             "deterministic", "quick")
+             "deterministic", "quick", "device", "precision")
 MAX_NODES = 100_000  # values a parsed spec may hold once YAML aliases are expanded
 MAX_DEPTH = 40  # nesting a spec may have (deeper is an attack or a mistake, never a config)
 MAX_NUMBER = 1e12  # no setting of any plugin is this large; larger means a typo or an attack
@@ -365,6 +368,7 @@ class MethodVariant:
     name: str
     params: dict[str, Any]
     label: str
+    given: frozenset[str] = frozenset()  # parameters the spec set itself (family defaults leave them)
 
 
 @dataclass
@@ -391,6 +395,8 @@ class Spec:
     threads: int | None = None
     deterministic: bool = False
     quick: dict[str, Any] = field(default_factory=dict)  # the quick: overrides, as written (not applied)
+    device: str | None = None  # where runs compute (--device overrides it); not part of a run's identity
+    precision: str = "fp32"  # part of every run's configuration when not fp32
 
     def resolved(self) -> dict[str, Any]:
         """The spec as written to results/<name>/spec.yaml (a block with a grid lists each value)."""
@@ -405,6 +411,10 @@ class Spec:
             out["threads"] = self.threads
         if self.deterministic:
             out["deterministic"] = True
+        if self.device is not None:
+            out["device"] = self.device
+        if self.precision != "fp32":
+            out["precision"] = self.precision
         return out
 
     def runs(self) -> list[Run]:
@@ -416,12 +426,29 @@ class Spec:
                     config = {
                         "task": self.task,
                         **setting.blocks,
-                        "method": {"name": variant.name, "params": variant.params},
+                        "method": {"name": variant.name, "params": _with_family_defaults(variant, setting, self)},
                         "seed": seed,
                     }
+                    if self.precision != "fp32":
+                        config["precision"] = self.precision
                     label = f"{variant.label} [{setting.label}]" if setting.label else variant.label
                     out.append(Run(config=config, variant=label))
         return out
+
+
+def _with_family_defaults(variant: MethodVariant, setting: Setting, spec: Spec) -> dict[str, Any]:
+    """The variant's parameters with its method's defaults for the dataset's benchmark family
+    (``TTAMethod.family_defaults``) applied to every parameter the spec did not set."""
+    kind = registry.get("task", spec.task).method_kind
+    method_cls = registry.get(kind, variant.name)
+    table = getattr(method_cls, "family_defaults", None)
+    dataset = setting.blocks.get("dataset")
+    if not table or not isinstance(dataset, dict):
+        return variant.params
+    dataset_kind = registry.get("task", spec.task).dataset_kind
+    family = getattr(registry.get(dataset_kind, dataset["name"]), "family", None)
+    defaults = table.get(family, {})
+    return {**variant.params, **{k: v for k, v in defaults.items() if k not in variant.given}}
 
 
 @dataclass
@@ -508,7 +535,8 @@ def _expand_method(entry: Any, index: int, method_kind: str, problems: list[str]
     for values, _ in combos:
         for key, value in values.items():
             resolved_entry[key] = raw[key] if _is_grid(raw.get(key)) else value
-    variants = [MethodVariant(name, values, variant_label(name, values, defaults)) for values, _ in combos]
+    variants = [MethodVariant(name, values, variant_label(name, values, defaults), frozenset(raw))
+                for values, _ in combos]
     return resolved_entry, variants
 
 
@@ -521,8 +549,25 @@ def _named_combos(block: Any, prefix: str, kind: str, problems: list[str]) -> li
     if found is None:
         return []
     cls, raw = found
-    return [({"name": cls.registered_name, **values}, choices)
-            for values, choices in _validated_combos(cls.Params, raw, prefix, problems)]
+    if kind != "model":
+        return [({"name": cls.registered_name, **values}, choices)
+                for values, choices in _validated_combos(cls.Params, raw, prefix, problems)]
+    from infobench.models.checkpoint import ModelCommon
+
+    # a model block also takes the keys every model has (checkpoint, normalize, strict); they are
+    # kept in the configuration only when set, so that runs without them keep their ids
+    defaults = ModelCommon().model_dump(mode="json")
+    block_cls = _model_block_class(cls.Params, ModelCommon)
+    return [({"name": cls.registered_name,
+              **{k: v for k, v in values.items() if k not in defaults or v != defaults[k]}}, choices)
+            for values, choices in _validated_combos(block_cls, raw, prefix, problems)]
+
+
+@functools.cache
+def _model_block_class(params: type[BaseModel], common: type[BaseModel]) -> type[BaseModel]:
+    """A model's own Params and the keys common to every model, validated as one block."""
+    # common first in the bases, so that the model's own fields come first in messages
+    return type(f"{params.__name__}Block", (common, params), {"__doc__": params.__doc__})
 
 
 def _named_list_combos(block: Any, key: str, problems: list[str], kind: str | None = None) -> list[tuple[dict, dict]]:
@@ -594,6 +639,15 @@ def validate(raw: Any, source: str = "<spec>", max_runs: int = MAX_RUNS) -> Spec
     deterministic = raw.get("deterministic", False)
     if not isinstance(deterministic, bool):
         problems.append(f"deterministic: expected true or false, got {_short(deterministic)}")
+    device = raw.get("device")
+    if device is not None:
+        from infobench.device import DEVICE_NAME
+
+        if not isinstance(device, str) or not DEVICE_NAME.fullmatch(device):
+            problems.append(f"device: expected auto, cpu, cuda, cuda:N or mps, got {_short(device)}")
+    precision = raw.get("precision", "fp32")
+    if precision not in ("fp32", "bf16", "fp16"):
+        problems.append(f"precision: expected fp32, bf16 or fp16, got {_short(precision)}")
     quick = raw.get("quick", {})
     if not isinstance(quick, dict) or not all(isinstance(k, str) for k in quick):
         problems.append("quick: expected a mapping of key paths to values (the overrides --quick applies)")
@@ -623,7 +677,9 @@ def validate(raw: Any, source: str = "<spec>", max_runs: int = MAX_RUNS) -> Spec
     variants: list[MethodVariant] = []
     if task_cls is not None:
         train_cls = task_cls.train_config()
-        if train_cls is not None:
+        if train_cls is not None and raw.get("train") == UNTRAINED:
+            block_combos["train"] = [(UNTRAINED, {})]  # the model is used as its checkpoint has it
+        elif train_cls is not None:
             block_combos["train"] = _validated_combos(train_cls, raw.get("train", {}), "train", problems)
         elif "train" in raw:
             problems.append(f"train: task {task_name!r} takes no train block")
@@ -656,6 +712,12 @@ def validate(raw: Any, source: str = "<spec>", max_runs: int = MAX_RUNS) -> Spec
             settings.append(Setting(blocks=blocks, label=label))
         for setting in settings:
             problems.extend(p for p in task_cls.check_spec(setting.blocks) if p not in problems)
+            model = setting.blocks.get("model")
+            if setting.blocks.get("train") == UNTRAINED and isinstance(model, dict) and not model.get("checkpoint"):
+                problem = (f"train: none uses the model as its checkpoint has it, but model {model['name']!r} has no "
+                           "checkpoint: give model.checkpoint: PATH (a .pt or .safetensors state dict)")
+                if problem not in problems:
+                    problems.append(problem)
 
     if problems:
         raise SpecError(source, problems)
@@ -663,7 +725,7 @@ def validate(raw: Any, source: str = "<spec>", max_runs: int = MAX_RUNS) -> Spec
         source=source, name=name, task=task_name, description=description, seeds=seeds,
         blocks={k: [values for values, _ in combos] for k, combos in block_combos.items()},
         settings=settings, methods=methods, variants=variants, threads=threads,
-        deterministic=deterministic, quick=quick,
+        deterministic=deterministic, quick=quick, device=device, precision=precision,
     )
 
 

@@ -21,6 +21,34 @@ def pytest_configure(config):
     os.environ.pop("INFOBENCH_RETRAIN_SINCE", None)
 
 
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests skip without CUDA, ``vision`` tests without a working torchvision, each
+    saying why, so that a CPU-only run reports what it did not check."""
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            reason = f"needs CUDA; torch {torch.__version__} sees no CUDA device here"
+            for item in gpu:
+                item.add_marker(pytest.mark.skip(reason=reason))
+    vision = [item for item in items if "vision" in item.keywords]
+    if vision:
+        problem = vision_problem()
+        if problem:
+            for item in vision:
+                item.add_marker(pytest.mark.skip(reason=problem))
+
+
+def vision_problem() -> str | None:
+    """Why torchvision cannot be used here (not installed, or built for another torch), or None."""
+    try:
+        import torchvision  # noqa: F401
+    except Exception as err:  # an ImportError, or torchvision's own ops failing to load
+        return f"needs the vision extra (pip install infobench[vision]): torchvision does not import ({err})"
+    return None
+
+
 def pytest_unconfigure(config):
     import shutil
 
@@ -46,6 +74,18 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test session trains into its own cache, never the user's."""
     monkeypatch.setenv("INFOBENCH_CACHE", str(SESSION_CACHE))
     return SESSION_CACHE
+
+
+@pytest.fixture
+def full_float32_on_cuda():
+    """TF32 off for a CPU/CUDA parity test: the GPU side is compared as float32 arithmetic, not
+    TF32's 10-bit mantissa (which Ampere and later use for matmuls and convolutions when allowed)."""
+    import torch
+
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @pytest.fixture

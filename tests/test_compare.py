@@ -16,7 +16,7 @@ from rich.console import Console
 
 from infobench.compare import compare, render, rich_tables
 from infobench.errors import InfobenchError
-from infobench.results import METRIC_COLUMNS, RUN_COLUMNS
+from infobench.results import METRIC_COLUMNS, RUN_COLUMNS, ResultsFolder, read_rows
 
 # Final test-split values per (method, seed). Hand-computed summaries:
 #   source accuracy .80 .82 .84 -> mean .82, std .02;  nll .60 .55 .50 -> mean .55, std .05
@@ -60,6 +60,19 @@ def write_folder(root: Path, values: dict, splits=("test",), failed=(), extra_pa
             writer.writeheader()
             writer.writerows(table)
     return root
+
+
+def in_parquet_layout(folder: Path, root: Path) -> Path:
+    """The runs of a hand-written folder recorded again by ResultsFolder: one Parquet file per
+    run in metrics/ (results format 3) instead of metrics.csv."""
+    rows = pd.read_csv(folder / "metrics.csv", dtype=str, keep_default_na=False)
+    parquet = ResultsFolder(root / folder.name)
+    for run in read_rows(folder / "runs.csv"):
+        mine = rows[rows["run_id"] == run["run_id"]].to_dict("records")
+        typed = [{**r, "seed": int(r["seed"]), "step": int(r["step"]) if r["step"] else None,
+                  "value": float(r["value"])} for r in mine]
+        parquet.record(run, typed if run["status"] == "done" else [])
+    return parquet.root
 
 
 @pytest.fixture
@@ -367,3 +380,11 @@ def test_a_metric_with_only_per_step_values_is_explained(tmp_path):
     pd.concat([frame, extra]).to_csv(folder / "metrics.csv", index=False)
     with pytest.raises(InfobenchError, match="'online_error'.*only per-step values"):
         compare([folder], metrics="online_error")
+
+
+def test_the_parquet_layout_compares_exactly_like_the_csv_one(tmp_path, v1, v2):
+    a = compare([v1, v2], baseline="source")
+    b = compare([in_parquet_layout(v1, tmp_path / "pq"), in_parquet_layout(v2, tmp_path / "pq")], baseline="source")
+    pd.testing.assert_frame_equal(a.summary, b.summary)
+    pd.testing.assert_frame_equal(a.paired, b.paired)
+    assert render(a, "md") == render(b, "md")

@@ -54,3 +54,29 @@ def test_lookups_import_only_the_module_that_defines_the_name():
     assert out.returncode == 0, out.stderr
     assert "infobench.models.linear" in out.stdout
     assert "infobench.models.resnet" not in out.stdout and "infobench.models.mlp'" not in out.stdout
+
+
+def test_every_builtin_plugin_derives_from_the_base_its_kind_names():
+    """``BASES`` is what a module:Class name is checked against: each entry must name a real class
+    that infobench's own plug-ins of that kind derive from, else user classes would be judged by
+    the wrong contract."""
+    registry.load_plugins()
+    assert set(registry.BASES) <= set(registry._REGISTRY)
+    for kind in registry.BASES:
+        base = registry.base_class(kind)
+        assert isinstance(base, type), kind
+        strays = [name for name, cls in registry.items(kind) if not issubclass(cls, base)]
+        assert not strays, (kind, base, strays)
+
+
+def test_a_kind_without_a_base_takes_any_class_by_path():
+    assert registry.base_class("test.other-kind") is None
+    cls = registry.get("test.other-kind", "string:Formatter")
+    assert cls.registered_name == "string:Formatter"
+    with pytest.raises(RegistryError, match="built-in type"):
+        registry.get("test.other-kind", "collections:OrderedDict")
+
+
+def test_unknown_names_suggest_a_module_class_name():
+    with pytest.raises(RegistryError, match="module:Class"):
+        registry.get("tta.method", "my_own_method")

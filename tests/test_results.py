@@ -1,4 +1,6 @@
-"""The results folder: atomic writes, commit order, purge of unfinished runs, readers."""
+"""The results folder: atomic writes, commit order, purge of unfinished runs, readers.
+
+The per-run Parquet layout (results format 3) has its own file, test_results_parquet.py."""
 
 from __future__ import annotations
 
@@ -60,13 +62,25 @@ def test_record_replaces_a_rerun_and_purge_drops_orphans(tmp_path):
     folder.record(run_row("a", "done"), [metric_row("a", 0.5)])
     assert [r["status"] for r in read_rows(folder.runs_path)] == ["done"]
     # metrics of a run whose done row never landed (killed between the two writes)
-    replace_run_rows(folder.metrics_path, METRIC_COLUMNS, set(), [metric_row("ghost", 0.9)])
+    folder.write_run_metrics("ghost", [metric_row("ghost", 0.9)])
     assert set(load_metrics([tmp_path])["run_id"]) == {"a"}  # readers ignore it
+    assert set(load_metrics([tmp_path], only_done=False)["run_id"]) == {"a", "ghost"}
     assert folder.purge() == 1
-    assert [r["run_id"] for r in read_rows(folder.metrics_path)] == ["a"]
-    # a rerun of "a" replaces its rows in the same write that adds the new ones
+    assert sorted(p.name for p in folder.metrics_path.iterdir()) == ["a.parquet"]
+    # a rerun of "a" replaces its file in one rename
     folder.record(run_row("a", "done"), [metric_row("a", 0.75)])
-    assert [float(r["value"]) for r in read_rows(folder.metrics_path)] == [0.75]
+    assert list(load_metrics([tmp_path])["value"]) == [0.75]
+    # a rerun that ends otherwise commits its row first, then drops the file no reader opens
+    folder.record(run_row("a", "diverged"), [])
+    assert not folder.metric_file("a").exists()
+    assert load_metrics([tmp_path]).empty
+
+
+def test_a_multi_line_cell_is_replaced_whole(tmp_path):
+    path = tmp_path / "runs.csv"
+    replace_run_rows(path, RUN_COLUMNS, set(), [{**run_row("a"), "warnings": 'two\nlines, "quoted"'}, run_row("b")])
+    replace_run_rows(path, RUN_COLUMNS, {"a"}, [{**run_row("a"), "warnings": "one"}])
+    assert [(r["run_id"], r["warnings"]) for r in read_rows(path)] == [("b", ""), ("a", "one")]
 
 
 def test_load_many_folders_into_one_frame(tmp_path):
@@ -95,12 +109,16 @@ def test_non_results_folders_get_clear_errors(tmp_path):
 
 
 def test_torn_or_edited_tables_get_clear_errors(tmp_path):
-    folder = ResultsFolder(tmp_path / "x")
-    folder.record(run_row("a"), [metric_row("a", 0.5)])
-    with open(folder.metrics_path, "a") as f:
+    folder = ResultsFolder(tmp_path / "x")  # results format 2: the rows in metrics.csv
+    folder.root.mkdir()
+    metrics_csv = folder.root / "metrics.csv"
+    replace_run_rows(folder.runs_path, RUN_COLUMNS, set(), [run_row("a")])
+    replace_run_rows(metrics_csv, METRIC_COLUMNS, set(), [metric_row("a", 0.5)])
+    assert list(load_metrics([folder.root])["value"]) == [0.5]
+    with open(metrics_csv, "a") as f:
         f.write('a,b\n"unterminated\n')
     with pytest.raises(InfobenchError, match="not a readable infobench table"):
         load_metrics([folder.root])
-    folder.metrics_path.write_text("x,y\n1,2\n")
+    metrics_csv.write_text("x,y\n1,2\n")
     with pytest.raises(InfobenchError, match="missing columns"):
         load_metrics([folder.root])

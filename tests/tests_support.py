@@ -9,6 +9,19 @@ from infobench import registry
 from infobench.errors import DivergedError
 from infobench.tasks.base import Task
 
+TTA_DIGITS = {
+    "name": "tta-tiny",
+    "task": "tta",
+    "seeds": [0],
+    "threads": 1,
+    "dataset": {"name": "digits-c", "corruptions": ["defocus_blur", "contrast"], "severity": 5},
+    "model": {"name": "cnn2d", "width": 8},
+    "train": {"epochs": 3, "lr": 3.0e-3, "batch_size": 64},
+    "scenario": {"order": "continual", "batch_size": 64, "max_per_domain": 128},
+    "methods": ["source"],
+}
+"""A TTA spec on two digits-c domains that runs in seconds (a few epochs of a small CNN)."""
+
 TINY = {
     "name": "tiny",
     "task": "calibration",

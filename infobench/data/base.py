@@ -16,7 +16,11 @@ class NoParams(BaseModel):
 
 @dataclass
 class Split:
-    """One labelled set. ``x``: float32 of shape (n, *input_shape); ``y``: int64 of shape (n,)."""
+    """One labelled set. ``x``: float32 of shape (n, *input_shape); ``y``: int64 of shape (n,).
+
+    ``x`` is a numpy array, or for image sets too large for memory a lazy
+    ``infobench.data.images.ImageFiles`` that decodes the rows it is indexed with (subset and
+    join it with ``images.take``/``images.concat``, which keep it lazy)."""
 
     x: np.ndarray
     y: np.ndarray
@@ -67,10 +71,17 @@ class Dataset:
         is reported before any run starts. The default, no files, is for generated data.
     :meth:`train_files`
         Those of :meth:`files` that can change the train and val splits; by default all.
+
+    ``family``
+        The benchmark family whose published method defaults apply to this data: ``"cifar"``
+        (small images, tens or hundreds of classes; also every toy and user dataset) or
+        ``"imagenet"``. TTA methods whose papers or anchor configs give different defaults per
+        family (EATA's d_margin, for one) take them from this; see ``TTAMethod.family_defaults``.
     """
 
     Params: ClassVar[type[BaseModel]] = NoParams
     test_only: ClassVar[tuple[str, ...]] = ()
+    family: ClassVar[str] = "cifar"
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,6 +102,12 @@ class Dataset:
     def train_files(self) -> list[Path]:
         """The files among :meth:`files` that the train and val splits can depend on."""
         return self.files()
+
+    def fingerprint(self, files: list[Path]) -> list[str] | None:
+        """Stand-ins for the content of ``files`` in a run's identity, or None (the default) to
+        hash each file. Folders of too many files to hash at every plan (ImageNet-C) return a
+        digest of their listing (path, size, mtime): ``infobench.data.files.ListingFingerprint``."""
+        return None
 
     def train_params(self) -> dict:
         """The params as JSON-ready values, less the :attr:`test_only` fields.

@@ -1,228 +1,29 @@
 """CIFAR-10 from its "python version" folder, read without executing anything from the pickles.
 
-The batches are pickled dicts, and a pickle can name any importable callable to run on load.
-:class:`RestrictedUnpickler` therefore calls none of numpy's: the few globals a numpy array's
-pickle names are replaced by stand-ins that check what the pickle claims (plain numeric dtype,
-values exactly as many bytes as the shape needs) before building the array from those bytes,
-and every other global is refused. A tampered file fails with a ``DataError``; it can neither
-run code, nor make numpy allocate what the file does not hold, nor crash numpy (an object-dtype
-array whose state holds too few items does, on unpickling, in numpy 2.4).
-
-Left to Python: a counted opcode (bytes of a given length) makes CPython's unpickler reserve that
-length before reading it. That memory is never touched, and such a file fails as truncated.
+The folder holds data_batch_1 ... data_batch_5 (10,000 training images each) and test_batch;
+see :mod:`infobench.data.cifar` for the format and :mod:`infobench.data.pickles` for how the
+pickles are read safely.
 """
 
 from __future__ import annotations
 
-import math
-import pickle
-from pathlib import Path
-from typing import Any
-
-import numpy as np
 from pydantic import Field
 
-from infobench.data.base import DataBundle, Dataset, Split
-from infobench.data.files import (
-    PathStr,
-    check_labels,
-    data_error,
-    require_dir,
-    require_file,
-    unit_float,
-)
-from infobench.data.splits import HeldOutParams, carve_val
-from infobench.errors import DataError
+from infobench.data.cifar import IMAGE_SHAPE, CifarFolder, CifarLayout
+from infobench.data.files import PathStr
+from infobench.data.splits import HeldOutParams
 from infobench.registry import register
 
-CIFAR10_FORMAT = (
-    "the CIFAR-10 python version: a folder with data_batch_1 ... data_batch_5 and test_batch, "
-    "each a pickled dict with b'data' uint8 (n, 3072) and b'labels' (n,) in 0..9"
-)
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
-IMAGE_SHAPE = (3, 32, 32)
+LAYOUT = CifarLayout("CIFAR-10", TRAIN_BATCHES, TEST_BATCH, "labels", num_classes=10)
+CIFAR10_FORMAT = LAYOUT.expected
 
-# numpy pickles a dtype as dtype(spec, align, copy) followed by this state, the byte order in
-# second place; anything else (fields, sub-arrays, flags, an explicit size) is not a plain number.
-_DTYPE_STATE_TAIL = (None, None, None, -1, -1, 0)
-
-
-def _text(value: Any) -> Any:
-    # Python 2 pickles (the official files) read with encoding="bytes" give str values as bytes.
-    return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-class _PickledDtype:
-    """Stands for ``numpy.dtype(spec, ...)`` in a pickle; only a plain numeric dtype is built."""
-
-    def __init__(self, spec: Any, align: Any = False, copy: Any = True):
-        self.spec, self.byteorder = _text(spec), "="
-
-    def __setstate__(self, state: Any) -> None:
-        plain = (
-            isinstance(state, tuple)
-            and len(state) == 8
-            and state[0] == 3
-            and _text(state[1]) in ("<", ">", "|", "=")
-            and state[2:] == _DTYPE_STATE_TAIL
-        )
-        if not plain:
-            raise DataError(
-                f"refused dtype {self.spec!r} with state {state!r}: only plain numeric dtypes "
-                "are allowed"
-            )
-        self.byteorder = _text(state[1])
-
-    def build(self) -> np.dtype:
-        try:
-            dtype = np.dtype(self.spec) if isinstance(self.spec, str) else None
-        except (TypeError, ValueError):
-            dtype = None
-        if dtype is None or dtype.kind not in "biuf":
-            raise DataError(f"refused dtype {self.spec!r}: only plain numeric dtypes are allowed")
-        return dtype.newbyteorder(self.byteorder)
-
-
-def _dtype_of(value: Any) -> np.dtype:
-    if not isinstance(value, _PickledDtype):
-        raise DataError(f"expected a pickled numpy dtype, got a {type(value).__name__}")
-    return value.build()
-
-
-class _PickledArray:
-    """Stands for ``_reconstruct(ndarray, (0,), ...)``; the array is built from its state."""
-
-    def __init__(self) -> None:
-        self.array: np.ndarray | None = None
-
-    def __setstate__(self, state: Any) -> None:
-        # numpy writes (version, shape, dtype, is_fortran, raw bytes); old pickles lack version.
-        if isinstance(state, tuple) and len(state) == 5:
-            state = state[1:]
-        if not (isinstance(state, tuple) and len(state) == 4):
-            raise DataError("unexpected numpy array state")
-        shape, dtype, fortran_order, values = state
-        dtype = _dtype_of(dtype)
-        if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
-            raise DataError(f"array shape {shape!r} is not a tuple of sizes")
-        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
-        if not isinstance(values, bytes) or len(values) != nbytes:
-            found = len(values) if isinstance(values, bytes) else type(values).__name__
-            raise DataError(f"array of shape {shape} {dtype} needs {nbytes} bytes, found {found}")
-        order = "F" if fortran_order else "C"
-        self.array = np.frombuffer(values, dtype=dtype).reshape(shape, order=order)
-
-
-def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> _PickledArray:
-    # numpy always pickles an empty (0,) array here and sends shape and data in the state.
-    if subtype is not _ndarray or shape != (0,):
-        raise DataError(f"refused array reconstruction of shape {shape!r}")
-    return _PickledArray()
-
-
-def _ndarray(*args: Any, **kwargs: Any) -> None:
-    # Named by pickles only as _reconstruct's first argument; called, it would allocate any size.
-    raise DataError("refused to call numpy.ndarray (it would allocate whatever size is asked)")
-
-
-def _scalar(dtype: Any, value: Any) -> Any:
-    """Stands for numpy's ``scalar(dtype, raw bytes)``: one number of a plain numeric dtype."""
-    dtype = _dtype_of(dtype)
-    if not isinstance(value, bytes) or len(value) != dtype.itemsize:
-        raise DataError(f"a {dtype} scalar needs {dtype.itemsize} bytes")
-    return np.frombuffer(value, dtype=dtype)[0]
-
-
-# numpy 1 pickles (the official files) name numpy.core.multiarray, numpy 2 numpy._core.multiarray.
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): _ndarray,
-    ("numpy", "dtype"): _PickledDtype,
-    **{
-        (module, name): stand_in
-        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-        for name, stand_in in (("_reconstruct", _reconstruct), ("scalar", _scalar))
-    },
-}
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler of builtin containers and numeric numpy arrays that refuses other globals.
-
-    Arrays come out as :class:`_PickledArray` stand-ins; :func:`unpickled_array` gives the array.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise DataError(
-                f"refused to load the global {module}.{name} (only numpy arrays are allowed)"
-            ) from None
-
-
-def unpickled_array(value: Any) -> Any:
-    """``value``, or the array if it is an array stand-in (None if the pickle gave it no data)."""
-    return value.array if isinstance(value, _PickledArray) else value
-
-
-def _field(batch: dict, key: str) -> Any:
-    # Python 2 pickles (the official files) read with encoding="bytes" have bytes keys;
-    # batches re-pickled under Python 3 usually have str keys.
-    return unpickled_array(batch.get(key.encode(), batch.get(key)))
-
-
-def read_batch(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
-    """One batch file: images uint8 (n, 3, 32, 32) and labels int64 (n,)."""
-    path = require_file(path, CIFAR10_FORMAT)
-    with open(path, "rb") as f:
-        try:
-            batch = RestrictedUnpickler(f, encoding="bytes").load()
-        except Exception as err:
-            # A damaged pickle fails in whichever opcode breaks (EOFError, UnpicklingError,
-            # ValueError, ...); a refused global is a DataError. All mean "not a CIFAR batch".
-            raise data_error(path, f"cannot be unpickled ({err})", CIFAR10_FORMAT) from err
-    if not isinstance(batch, dict):
-        raise data_error(path, f"holds a {type(batch).__name__}, not a dict", CIFAR10_FORMAT)
-    data, labels = _field(batch, "data"), _field(batch, "labels")
-    if not isinstance(data, np.ndarray) or labels is None:
-        raise data_error(path, "lacks a b'data' array or b'labels'", CIFAR10_FORMAT)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != np.prod(IMAGE_SHAPE):
-        raise data_error(path, f"b'data' is {data.dtype} of shape {data.shape}", CIFAR10_FORMAT)
-    labels = check_labels(
-        np.asarray(labels), len(data), path, CIFAR10_FORMAT, name="labels", num_classes=10
-    )
-    # Rows store the red, green and blue 32x32 planes in turn: already channels-first.
-    return data.reshape(-1, *IMAGE_SHAPE), labels
-
-
-def _read_batches(folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    parts = [read_batch(folder / name) for name in names]
-    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
-
-
-def cifar10_files(folder: Path | str) -> list[Path]:
-    """The batch files of a CIFAR-10 folder, training batches first; a ``DataError`` if one lacks."""
-    folder = require_dir(folder, CIFAR10_FORMAT)
-    return [require_file(folder / name, CIFAR10_FORMAT) for name in (*TRAIN_BATCHES, TEST_BATCH)]
-
-
-def cifar10_splits(folder: Path | str, params: HeldOutParams) -> tuple[Split, Split, Split]:
-    """Clean (train, val, test), x float32 (n, 3, 32, 32) in [0, 1]; val is carved from train."""
-    folder = require_dir(folder, CIFAR10_FORMAT)
-    x, y = _read_batches(folder, TRAIN_BATCHES)
-    # Split while still uint8, so only the kept rows are ever expanded to float32.
-    train, val = carve_val(x, y, params.val_fraction, params.split_seed, params.max_train)
-    x_test, y_test = read_batch(folder / TEST_BATCH)
-    return (
-        Split(unit_float(train.x), train.y),
-        Split(unit_float(val.x), val.y),
-        Split(unit_float(x_test), y_test),
-    )
+__all__ = ["CIFAR10", "CIFAR10_FORMAT", "IMAGE_SHAPE", "LAYOUT", "TEST_BATCH", "TRAIN_BATCHES"]
 
 
 @register("dataset", "cifar10")
-class CIFAR10(Dataset):
+class CIFAR10(CifarFolder):
     """CIFAR-10 from the python-version folder, x (n, 3, 32, 32) in [0, 1], 10 classes."""
 
     class Params(HeldOutParams):
@@ -232,13 +33,5 @@ class CIFAR10(Dataset):
             "data/cifar-10-batches-py", description=f"the folder: {CIFAR10_FORMAT}"
         )
 
+    layout = LAYOUT
     test_only = ()  # every field shapes the train and val splits
-
-    def files(self) -> list[Path]:
-        return cifar10_files(self.params.path)
-
-    def load(self, seed: int) -> DataBundle:
-        train, val, test = cifar10_splits(self.params.path, self.params)
-        return DataBundle(
-            name="cifar10", train=train, val=val, test=test, num_classes=10, input_shape=IMAGE_SHAPE
-        )

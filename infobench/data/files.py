@@ -1,13 +1,20 @@
-"""Checks shared by the loaders of users' data files (npz, CIFAR-10, CIFAR-10-C, MNIST idx).
+"""Checks shared by the loaders of users' data files (npz, CIFAR, CIFAR-C, MNIST idx, images).
 
 Every problem with a file becomes a :class:`~infobench.errors.DataError` whose message names the
 path and the format that was expected, so the user can fix the file without reading code.
+
+Where data lives: a dataset's ``path`` or ``root`` that is relative is looked for in the current
+folder first, then under the folder named by the environment variable ``INFOBENCH_DATA``
+(:func:`data_path`); :func:`require_file` and :func:`require_dir` do that lookup, so every
+loader that starts from them finds the same files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -44,22 +51,95 @@ def data_error(path: Path | str, problem: str, expected: str) -> DataError:
     return DataError(f"{path}: {problem}; expected {expected}")
 
 
+DATA_ENV = "INFOBENCH_DATA"
+"""The environment variable naming a folder where relative data paths are looked for too."""
+
+
+def data_path(path: Path | str) -> Path:
+    """Where a data path of a spec points, as an absolute path.
+
+    An absolute path (``~`` expanded) is taken as it is. A relative one is looked for in the
+    current folder, then under ``$INFOBENCH_DATA``; the first that exists wins. When neither
+    exists the current-folder one is returned, so that the error names it (with
+    :func:`_lookup_hint`). Absolute results make the lookup happen once: the files a loader
+    finds inside a folder are never looked up again elsewhere.
+    """
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    here = Path.cwd() / path
+    root = os.environ.get(DATA_ENV)
+    if not here.exists() and root:
+        there = Path(root).expanduser().absolute() / path
+        if there.exists():
+            return there
+    return here
+
+
+def _lookup_hint(path: Path | str) -> str:
+    """What a missing relative path was looked for as: the current folder and $INFOBENCH_DATA."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return ""
+    root = os.environ.get(DATA_ENV)
+    if not root:
+        return f" (a relative path: looked in {Path.cwd()}; set ${DATA_ENV} to look in a data folder too)"
+    there = Path(root).expanduser().absolute() / path
+    return f" (a relative path: looked in {Path.cwd()} and in ${DATA_ENV}, as {there})"
+
+
 def require_file(path: Path | str, expected: str) -> Path:
-    """``path`` as a ``Path`` if it is an existing file, else a ``DataError``."""
-    path = Path(path)
-    if not path.is_file():
-        problem = "is a folder, not a file" if path.is_dir() else "no such file"
-        raise data_error(path, problem, expected)
-    return path
+    """The existing file ``path`` points to (see :func:`data_path`), else a ``DataError``."""
+    found = data_path(path)
+    if not found.is_file():
+        problem = (
+            "is a folder, not a file" if found.is_dir() else "no such file" + _lookup_hint(path)
+        )
+        raise data_error(found, problem, expected)
+    return found
 
 
 def require_dir(path: Path | str, expected: str) -> Path:
-    """``path`` as a ``Path`` if it is an existing folder, else a ``DataError``."""
-    path = Path(path)
-    if not path.is_dir():
-        problem = "is a file, not a folder" if path.is_file() else "no such folder"
-        raise data_error(path, problem, expected)
-    return path
+    """The existing folder ``path`` points to (see :func:`data_path`), else a ``DataError``."""
+    found = data_path(path)
+    if not found.is_dir():
+        problem = (
+            "is a file, not a folder" if found.is_file() else "no such folder" + _lookup_hint(path)
+        )
+        raise data_error(found, problem, expected)
+    return found
+
+
+def listing_digest(paths: Sequence[Path]) -> str:
+    """sha256 of the (relative path, size, mtime) of ``paths``, in their order: a stand-in for
+    their content when they are too many to read (an image folder of tens of GB).
+
+    Paths are taken relative to their common folder, so a folder moved whole (``mv`` keeps
+    mtimes) keeps its digest; a file rewritten, added, removed or renamed changes it. A copy
+    that does not keep mtimes gets a new digest (a spurious change, never a missed one).
+    """
+    paths = [Path(p) for p in paths]
+    h = hashlib.sha256(f"{len(paths)} files\n".encode())
+    if paths:
+        common = Path(os.path.commonpath(paths)) if len(paths) > 1 else paths[0].parent
+        for p in paths:
+            stat = p.stat()
+            h.update(
+                f"{p.relative_to(common).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
+    return h.hexdigest()
+
+
+class ListingFingerprint:
+    """Mix-in of dataset plug-ins that read too many files to hash (image folders): the run's
+    identity stands on :func:`listing_digest` of their files instead of their content.
+
+    ``fingerprint(files)`` is the hook the core calls, when a plug-in has it, in place of a
+    content digest per file of ``files()`` and of ``train_files()``.
+    """
+
+    def fingerprint(self, files: Sequence[Path]) -> list[str]:
+        return [listing_digest(files)] if files else []
 
 
 def check_features(x: np.ndarray, path: Path | str, expected: str, name: str = "x") -> np.ndarray:

@@ -1,4 +1,12 @@
-"""Users' own arrays from one .npz file, split like the digits unless the file brings its splits."""
+"""Users' own arrays from one .npz file, split like the digits unless the file brings its splits.
+
+Shifted test domains (for TTA) come from members ``domain/<name>/x`` and ``domain/<name>/y``,
+written with ``np.savez(path, x=x, y=y, **{"domain/fog/x": x_fog, "domain/fog/y": y_fog})``
+(numpy keeps the ``/`` in the member name, ``domain/fog/x.npy``, and ``np.load`` gives it back
+as the key). Domains keep the archive's order (the order of the keyword arguments of
+``np.savez``), which is the order a continual stream visits them; a name may carry a severity,
+``domain/fog@5/x``, for per-severity metrics.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +31,13 @@ from infobench.registry import register
 
 NPZ_FORMAT = (
     "a .npz archive (numpy.savez) with a numeric array 'x' of shape (n, ...) and integer labels "
-    "'y' of shape (n,), optionally the pairs 'x_val'/'y_val' and 'x_test'/'y_test'"
+    "'y' of shape (n,), optionally the pairs 'x_val'/'y_val' and 'x_test'/'y_test', and shifted "
+    "domains as pairs 'domain/<name>/x'/'domain/<name>/y' (inputs shaped as 'x', labels among "
+    "those of the other sets)"
 )
 NPZ_ARRAYS = ("x", "y", "x_val", "y_val", "x_test", "y_test")
-"""The members the loader reads; any others in the archive are left unread."""
+"""The members the loader reads besides the domains'; others outside ``domain/`` are left unread."""
+DOMAIN_PREFIX = "domain/"
 NPY_MAGIC = b"\x93NUMPY"
 NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -64,8 +75,25 @@ def _read_member(
         return read_values(member, shape, dtype, path, NPZ_FORMAT, name, fortran_order)
 
 
+def _domain_names(members: list[str], path: Path) -> list[str]:
+    """The domain names of ``domain/<name>/x|y`` members, in archive order; any other member
+    under ``domain/`` is an error (a misspelt domain array would otherwise go unread)."""
+    names = []
+    for member in members:
+        if not member.startswith(DOMAIN_PREFIX):
+            continue
+        name, _, array = member.removeprefix(DOMAIN_PREFIX).partition("/")
+        if not name or array not in ("x", "y"):
+            problem = f"has member {member!r}, not 'domain/<name>/x' or 'domain/<name>/y'"
+            raise data_error(path, problem, NPZ_FORMAT)
+        if name not in names:
+            names.append(name)
+    return names
+
+
 def read_npz_arrays(path: Path | str) -> dict[str, np.ndarray]:
-    """The arrays of :data:`NPZ_ARRAYS` found in the archive at ``path``; 'x' and 'y' must be.
+    """The arrays of :data:`NPZ_ARRAYS` and of the domains found in the archive at ``path``;
+    'x' and 'y' must be there.
 
     Other members are never read, so an archive's extra contents cost nothing.
     """
@@ -82,8 +110,15 @@ def read_npz_arrays(path: Path | str) -> dict[str, np.ndarray]:
         if "x" not in members or "y" not in members:
             found = ", ".join(map(repr, members)) or "none"
             raise data_error(path, f"lacks 'x' or 'y' (arrays found: {found})", NPZ_FORMAT)
+        domains = _domain_names(list(members), path)
+        wanted = [name for name in NPZ_ARRAYS if name in members] + [
+            member
+            for name in domains
+            for member in (f"{DOMAIN_PREFIX}{name}/x", f"{DOMAIN_PREFIX}{name}/y")
+            if member in members
+        ]
         arrays = {}
-        for name in [name for name in NPZ_ARRAYS if name in members]:
+        for name in wanted:
             try:
                 arrays[name] = _read_member(archive, members[name], path, name)
             except DataError:
@@ -96,26 +131,38 @@ def read_npz_arrays(path: Path | str) -> dict[str, np.ndarray]:
         return arrays
 
 
+def _pair(arrays: dict[str, np.ndarray], x_name: str, y_name: str, path: Path) -> Split | None:
+    """The validated set of arrays ``x_name``/``y_name``; None when neither is there."""
+    if (x_name in arrays) != (y_name in arrays):
+        given, missing = (x_name, y_name) if x_name in arrays else (y_name, x_name)
+        raise data_error(path, f"has {given!r} without {missing!r}", NPZ_FORMAT)
+    if x_name not in arrays:
+        return None
+    x = check_features(arrays[x_name], path, NPZ_FORMAT, name=x_name)
+    y = check_labels(arrays[y_name], len(x), path, NPZ_FORMAT, name=y_name)
+    if x_name != "x" and x.shape[1:] != arrays["x"].shape[1:]:
+        raise data_error(
+            path,
+            f"{x_name!r} has examples of shape {x.shape[1:]} but 'x' has {arrays['x'].shape[1:]}",
+            NPZ_FORMAT,
+        )
+    return Split(x, y)
+
+
 def read_npz_splits(path: Path | str) -> dict[str, Split]:
-    """The validated labelled sets of the archive: key ``""`` (the pool), ``"val"``, ``"test"``."""
+    """The validated labelled sets of the archive: key ``""`` (the pool), ``"val"``, ``"test"``
+    when present, then ``"domain/<name>"`` for each domain in archive order."""
+    path = require_file(path, NPZ_FORMAT)
     arrays = read_npz_arrays(path)
+    pairs = {"": ("x", "y"), "val": ("x_val", "y_val"), "test": ("x_test", "y_test")}
+    for name in _domain_names(list(arrays), path):
+        key = f"{DOMAIN_PREFIX}{name}"
+        pairs[key] = (f"{key}/x", f"{key}/y")
     splits = {}
-    for part in ("", "val", "test"):
-        x_name, y_name = ("x", "y") if not part else (f"x_{part}", f"y_{part}")
-        if (x_name in arrays) != (y_name in arrays):
-            given, missing = (x_name, y_name) if x_name in arrays else (y_name, x_name)
-            raise data_error(path, f"has {given!r} without {missing!r}", NPZ_FORMAT)
-        if x_name not in arrays:
-            continue
-        x = check_features(arrays[x_name], path, NPZ_FORMAT, name=x_name)
-        y = check_labels(arrays[y_name], len(x), path, NPZ_FORMAT, name=y_name)
-        if splits and x.shape[1:] != splits[""].x.shape[1:]:
-            raise data_error(
-                path,
-                f"{x_name!r} has examples of shape {x.shape[1:]} but 'x' has {splits[''].x.shape[1:]}",
-                NPZ_FORMAT,
-            )
-        splits[part] = Split(x, y)
+    for key, (x_name, y_name) in pairs.items():
+        split = _pair(arrays, x_name, y_name, path)
+        if split is not None:
+            splits[key] = split
     if not len(splits[""]):
         raise data_error(path, "'x' has no rows", NPZ_FORMAT)
     return splits
@@ -136,11 +183,12 @@ class NPZ(Dataset):
         return [require_file(self.params.path, NPZ_FORMAT)]
 
     def load(self, seed: int) -> DataBundle:
-        """Val and test come from the file's pairs when present, else are carved from x/y.
+        """Val and test come from the file's pairs when present, else are carved from x/y;
+        the domains from the ``domain/<name>/x|y`` pairs, in archive order.
 
         The inputs are cast to float32 but not rescaled; the number of classes is the largest
-        label (over all sets) plus one, labels being capped at
-        :data:`~infobench.data.files.MAX_CLASSES`.
+        label over train, val and test plus one, labels being capped at
+        :data:`~infobench.data.files.MAX_CLASSES`; a domain's labels must be among them.
         """
         p = self.params
         given = read_npz_splits(p.path)
@@ -154,11 +202,26 @@ class NPZ(Dataset):
         )
         val, test = given.get("val", val), given.get("test", test)
         labels = np.concatenate([train.y, val.y, test.y])
+        num_classes = int(labels.max()) + 1
+        domains = {
+            key.removeprefix(DOMAIN_PREFIX): split
+            for key, split in given.items()
+            if key.startswith(DOMAIN_PREFIX)
+        }
+        for name, split in domains.items():
+            # A label no other set has would index past the model's outputs.
+            if len(split) and split.y.max() >= num_classes:
+                problem = (
+                    f"domain {name!r} holds label {split.y.max()}, but the other sets have "
+                    f"classes 0..{num_classes - 1}"
+                )
+                raise data_error(require_file(p.path, NPZ_FORMAT), problem, NPZ_FORMAT)
         return DataBundle(
             name="npz",
             train=train,
             val=val,
             test=test,
-            num_classes=int(labels.max()) + 1,
+            num_classes=num_classes,
             input_shape=tuple(pool.x.shape[1:]),
+            domains=domains,
         )

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from infobench.data.base import Split
+from infobench.data.images import take
 
 
 def stratified_order(y: np.ndarray, seed: int) -> np.ndarray:
@@ -31,7 +32,8 @@ def stratified_order(y: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _take(x: np.ndarray, y: np.ndarray, index: np.ndarray) -> Split:
-    return Split(x[index], y[index])
+    # take(): a lazy image array (ImageFiles) is subset without decoding it.
+    return Split(take(x, index), y[index])
 
 
 def split_stratified(

@@ -26,6 +26,11 @@ ICML 2019), so a batch of b samples gives the b x b score matrix S_ij = f(x_i, y
 diagonal holds joint pairs and whose off-diagonal entries are pairs from the product of the
 marginals. Inputs are standardised with the training part's mean and deviation; a label y
 enters one-hot.
+
+Device: the critic trains and is evaluated on the run's device (``infobench.device.current()``);
+the inputs arrive as host arrays and go there once. The critic is initialised and the split and
+minibatches are drawn on the host from ``random_state``, so every device starts from the same
+critic and sees the same batches (results then agree to float32 rounding, amplified by training).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from infobench import device as devices
 from infobench.mi.base import MIEstimator, check_pair, is_discrete
 from infobench.mi.knn import torch_threads
 from infobench.mi.symbols import rows_to_codes
@@ -86,7 +92,7 @@ def off_diagonal_logmeanexp(scores):
     import torch
 
     b = scores.shape[0]
-    masked = scores.masked_fill(torch.eye(b, dtype=torch.bool), float("-inf"))
+    masked = scores.masked_fill(torch.eye(b, dtype=torch.bool, device=scores.device), float("-inf"))
     return torch.logsumexp(masked.reshape(-1), 0) - math.log(b * (b - 1))
 
 
@@ -141,13 +147,14 @@ class VariationalBound(MIEstimator):
 
         values, weights = [], []
         with torch.no_grad():
-            for idx in torch.from_numpy(rows).split(min(self.params.batch_size, len(rows))):
+            for idx in torch.from_numpy(rows).to(tx.device).split(min(self.params.batch_size, len(rows))):
                 if len(idx) < 2:
                     continue
                 xb, yb = tx[idx], ty[idx]
-                values.append(float(self.value(critic(xb, yb), xb, yb, critic).detach()))
+                values.append(self.value(critic(xb, yb), xb, yb, critic).detach())
                 weights.append(len(idx))
-        return float(np.average(values, weights=weights))
+        # one copy to the host for all the batches, not one wait per batch
+        return float(np.average(torch.stack(values).cpu().numpy().astype(np.float64), weights=weights))
 
     def estimate(self, x: np.ndarray, y: np.ndarray) -> float:
         import torch
@@ -156,16 +163,18 @@ class VariationalBound(MIEstimator):
         p = self.params
         fit, valid, held_out = self.split(len(x))
         training = np.concatenate([fit, valid])
-        tx, ty = (torch.from_numpy(as_features(a, training)) for a in (x, y))
+        where = devices.current()
+        tx, ty = (torch.from_numpy(as_features(a, training)).to(where) for a in (x, y))
         gen = torch.Generator().manual_seed(p.random_state)
         fit_rows = torch.from_numpy(fit)
         with torch_threads(1):
-            critic = self.critic_net(tx.shape[1], ty.shape[1])
+            critic = self.critic_net(tx.shape[1], ty.shape[1]).to(where)  # initialised on the host
             opt = torch.optim.Adam(critic.parameters(), lr=p.lr)
             best, best_state, since_best = -math.inf, None, 0
             for step in range(1, p.steps + 1):
-                idx = fit_rows[torch.randperm(len(fit_rows), generator=gen)[: p.batch_size]]
-                loss = -self.objective(critic(tx[idx], ty[idx]), tx[idx], ty[idx], critic)
+                idx = fit_rows[torch.randperm(len(fit_rows), generator=gen)[: p.batch_size]].to(where)
+                xb, yb = tx[idx], ty[idx]
+                loss = -self.objective(critic(xb, yb), xb, yb, critic)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

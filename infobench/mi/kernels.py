@@ -1,4 +1,10 @@
-"""Pairwise squared distances and Gram matrices shared by the kernel estimators (KDE, Renyi, DSE, Vendi)."""
+"""Pairwise squared distances and Gram matrices shared by the kernel estimators (KDE, Renyi, DSE, Vendi).
+
+Device: the distances (and KDE's log-sum-exp over them) run in torch, float64, on the run's
+device (``infobench.device.current()``; the CPU in place of Apple's MPS, which has no float64);
+inputs and results are host arrays. The eigen-decompositions of the Gram matrices stay in numpy
+on the host: at the default 1000-row subsample they take milliseconds.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,22 @@ class KernelParams(SubsampleParams):
     width: float | None = Field(None, gt=0, description="Gaussian kernel width; None: Silverman's rule per variable")
 
 
+def _float64_device():
+    """Where float64 distance work runs: the run's device, or the CPU when that is MPS (no float64)."""
+    import torch
+
+    from infobench import device as devices
+
+    where = devices.current()
+    return where if where.type != "mps" else torch.device("cpu")
+
+
+def _on_device(a: np.ndarray, where):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)).to(where)
+
+
 def _torch_sq_dists(ta, tb):
     """Squared Euclidean distances between float64 tensors, by differences (no |a|^2 + |b|^2 - 2ab
     cancellation, so never negative)."""
@@ -30,10 +52,11 @@ def sq_dists(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Squared Euclidean distances (n, m) between the rows of ``a`` (n, d) and ``b`` (m, d), float64, >= 0."""
     import torch
 
-    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
-    tb = ta if b is None else torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
+    where = _float64_device()
+    ta = _on_device(a, where)
+    tb = ta if b is None else _on_device(b, where)
     with torch.inference_mode():
-        return _torch_sq_dists(ta, tb).numpy()
+        return _torch_sq_dists(ta, tb).cpu().numpy()
 
 
 def log_mean_kernel(a: np.ndarray, scale: float) -> np.ndarray:
@@ -43,15 +66,15 @@ def log_mean_kernel(a: np.ndarray, scale: float) -> np.ndarray:
     was 2x slower, and the KDE bounds of an information plane call this per layer and epoch."""
     import torch
 
-    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+    ta = _on_device(a, _float64_device())
     n = len(a)
-    out = torch.empty(n, dtype=torch.float64)
+    out = torch.empty(n, dtype=torch.float64, device=ta.device)
     step = max(1, 2**22 // max(n, 1))
     with torch.inference_mode():
         for i in range(0, n, step):
             block = _torch_sq_dists(ta[i : i + step], ta).div_(-scale)
             torch.logsumexp(block, dim=1, out=out[i : i + step])
-    return out.numpy() - np.log(n)
+    return out.cpu().numpy() - np.log(n)
 
 
 def silverman_width(a: np.ndarray) -> float:

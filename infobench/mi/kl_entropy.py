@@ -24,27 +24,33 @@ def kl_entropy(a: np.ndarray, k: int, tree_max_dims: int | None = None, workers:
 
 def autoencoder_codes(a: np.ndarray, dim: int, epochs: int, seed: int) -> np.ndarray:
     """Codes (n, dim) of ``a`` (n, d) from a small MLP autoencoder (d-64-dim-64-d, tanh) trained
-    with Adam (lr 1e-3, batch 256) on the mean squared reconstruction error."""
+    with Adam (lr 1e-3, batch 256) on the mean squared reconstruction error.
+
+    Trained on the run's device (``infobench.device.current()``); the weights are initialised
+    and the batches shuffled on the host from ``seed``, so every device starts alike."""
     import torch
     from torch import nn
 
+    from infobench import device as devices
+
+    where = devices.current()
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    data = torch.from_numpy(np.asarray(a, dtype=np.float32))
+    data = torch.from_numpy(np.asarray(a, dtype=np.float32)).to(where)
     width = 64
-    encoder = nn.Sequential(nn.Linear(a.shape[1], width), nn.Tanh(), nn.Linear(width, dim))
-    decoder = nn.Sequential(nn.Linear(dim, width), nn.Tanh(), nn.Linear(width, a.shape[1]))
+    encoder = nn.Sequential(nn.Linear(a.shape[1], width), nn.Tanh(), nn.Linear(width, dim)).to(where)
+    decoder = nn.Sequential(nn.Linear(dim, width), nn.Tanh(), nn.Linear(width, a.shape[1])).to(where)
     opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
     with torch_threads(1):
         for _ in range(epochs):
-            for idx in torch.randperm(len(data), generator=gen).split(256):
+            for idx in torch.randperm(len(data), generator=gen).to(where).split(256):
                 batch = data[idx]
                 loss = ((decoder(encoder(batch)) - batch) ** 2).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
         with torch.inference_mode():
-            return encoder(data).double().numpy()
+            return encoder(data).cpu().double().numpy()
 
 
 @register("mi.estimator", "kl_entropy")

@@ -42,7 +42,7 @@ class WDM(VariationalBound):
                 self.f = mlp(dx + dy, p.hidden, p.layers, 1)
 
             def forward(self, xb, yb):
-                shuffled = yb[torch.roll(torch.arange(len(yb)), 1)]
+                shuffled = torch.roll(yb, 1, dims=0)  # row i pairs x_i with y_(i-1)
                 joint = self.f(torch.cat([xb, yb], 1))[:, 0]
                 product = self.f(torch.cat([xb, shuffled], 1))[:, 0]
                 return torch.stack([joint, product], 1)  # (b, 2): f on joint, f on product pairs

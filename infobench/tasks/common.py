@@ -35,20 +35,42 @@ def trained_model(
     training loss) enter the cache key, so different training objectives never share weights.
     The dataset enters it as what shapes training (``cache.model_key_parts``): test-only
     parameters and file paths stay out, file content goes in.
+
+    ``train: none`` (``train_cfg == "none"``) trains nothing: the model is built, loaded from
+    its ``checkpoint`` and used as it is (a pretrained source model or teacher), uncached.
+    The model comes back in eval mode on the run's device (``infobench.device.current()``);
+    it trains there too. A reduced ``precision`` enters the cache key: it changes the weights.
     """
+    from infobench import device as devices
     from infobench.cache import cached_model, model_key_parts
     from infobench.models.train import TrainConfig, build_model, train_classifier
 
-    config = TrainConfig.model_validate(train_cfg)
+    where = devices.current()
 
     def build() -> nn.Module:
-        return build_model(model_cfg, data.input_shape, data.num_classes, seed=seed)
+        return build_model(model_cfg, data.input_shape, data.num_classes, seed=seed).to(where)
+
+    if is_untrained(train_cfg):
+        model = build()
+        model.eval()
+        return model
+    config = TrainConfig.model_validate(train_cfg)
 
     def train(model: nn.Module) -> None:
         train_classifier(model, data.train, config, seed, loss_fn=loss_fn)
 
     key = {"dataset": dataset_cfg, "model": model_cfg, "train": config.model_dump(mode="json"),
            "seed": seed, "role": role, "loss": loss_key}
+    if devices.precision() != "fp32":
+        key["precision"] = devices.precision()
     model = cached_model(model_key_parts(key), build, train)
     model.eval()
     return model
+
+
+UNTRAINED = "none"
+"""The value of a ``train:`` block that trains nothing (a model used as its checkpoint has it)."""
+
+
+def is_untrained(train_cfg: Any) -> bool:
+    return train_cfg == UNTRAINED

@@ -303,7 +303,7 @@ def test_cifar10_c_selected_corruptions_and_errors(tmp_path):
 def test_cifar10_c_params_validation():
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="file stems without folders"):
+    with pytest.raises(ValidationError, match="names without folders"):
         CIFAR10C.Params(corruptions=["../fog"])
     with pytest.raises(ValidationError, match="severities must be in"):
         CIFAR10C.Params(severity=7)

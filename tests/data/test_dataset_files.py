@@ -20,6 +20,12 @@ TEST_ONLY = {
     "npz": (),
     "cifar10": (),
     "cifar10-c": ("path", "corruptions", "severity"),
+    "cifar100": (),
+    "cifar100-c": ("path", "corruptions", "severity"),
+    "imagenet-c": (
+        "root", "corruptions", "severity", "n_per_domain", "subset_seed", "image_list", "val_root",
+    ),
+    "image-folder": ("domains",),
     "mnist-idx": (),
     "digits": (),
     "digits-c": ("corruptions", "severity"),

@@ -153,7 +153,7 @@ def test_train_config_rejects_unknown_and_invalid_fields():
         TrainConfig(optimizer="rmsprop")
     assert TrainConfig().model_dump() == {
         "epochs": 30, "lr": 1e-3, "batch_size": 128, "optimizer": "adam",
-        "weight_decay": 0.0, "momentum": 0.9, "schedule": "none",
+        "weight_decay": 0.0, "momentum": 0.9, "schedule": "none", "milestones": [], "gamma": 0.1,
     }
 
 
@@ -171,3 +171,22 @@ def test_predict_logits_and_features(digits):
     np.testing.assert_allclose(head.T, logits, rtol=1e-4, atol=1e-5)
     assert predict_logits(model, x[:0]).shape == (0, 10)
     assert extract_features(model, x[:0]).shape == (0, model.feature_dim)
+
+
+def test_step_schedule_drops_the_rate_at_each_milestone():
+    """CRD/DKD's CIFAR recipe: the rate times gamma after each milestone epoch."""
+    import torch
+
+    from infobench.models.train import TrainConfig, make_scheduler
+
+    cfg = TrainConfig(epochs=6, lr=0.05, optimizer="sgd", schedule="step", milestones=[2, 4], gamma=0.1)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = make_scheduler(optimizer, cfg)
+    rates = []
+    for _ in range(cfg.epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx([0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005])
+    with pytest.raises(ValueError, match="schedule: step needs milestones"):
+        TrainConfig(schedule="step")

@@ -103,6 +103,8 @@ def base_model(data, cfg: dict[str, Any], seed: int, role: str = "model"):
 
 
 def _trained_in_own_loop(data, cfg: dict[str, Any], seed: int, loss, key: dict[str, Any], role: str):
+    """Like ``trained_model``: on the run's device, a reduced precision in the cache key."""
+    from infobench import device as devices
     from infobench.cache import cached_model
     from infobench.models.train import TrainConfig, build_model
     from infobench.tasks.calibration.losses.base import train_with_loss
@@ -110,9 +112,12 @@ def _trained_in_own_loop(data, cfg: dict[str, Any], seed: int, loss, key: dict[s
     config = TrainConfig.model_validate(cfg["train"])
     parts = {"dataset": cfg["dataset"], "model": cfg["model"], "train": config.model_dump(mode="json"),
              "seed": seed, "role": role, "loss": key}
+    if devices.precision() != "fp32":
+        parts["precision"] = devices.precision()
+    where = devices.current()
     return cached_model(
         parts,
-        lambda: build_model(cfg["model"], data.input_shape, data.num_classes, seed=seed),
+        lambda: build_model(cfg["model"], data.input_shape, data.num_classes, seed=seed).to(where),
         lambda model: train_with_loss(model, data, config, seed, loss),
     )
 

@@ -3,10 +3,17 @@
 Every divergence here works on logits of shape (b, C) and returns one value per sample, in
 nats; ``p`` is always the first argument's softmax. Softmaxes are taken in log space
 (``log_softmax``) so logits of any size stay finite.
+
+Device: every loss computes on the device and in the dtype of the logits it is given; a tensor
+it creates (constants, masks, class sums) is made there too (``tests/tasks/distill`` runs every
+loss on the data-less ``meta`` device, which refuses any CPU tensor mixed in, and in float64).
+Nor do the losses read values back to the host (no ``.item()``, no data-dependent shapes such
+as boolean-mask indexing or ``bincount``), so a training step never waits for the GPU.
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 import torch
@@ -112,7 +119,7 @@ def js_logits(p_logits: Tensor, q_logits: Tensor, temperature: float = 1.0) -> T
     """Per-sample Jensen-Shannon divergence in nats, ``(KL(p||m) + KL(q||m)) / 2``, ``m = (p + q) / 2``: (b,)."""
     log_p = F.log_softmax(p_logits / temperature, dim=1)
     log_q = F.log_softmax(q_logits / temperature, dim=1)
-    log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - torch.log(torch.tensor(2.0, dtype=log_p.dtype))
+    log_m = torch.logsumexp(torch.stack([log_p, log_q]), dim=0) - math.log(2.0)
     return 0.5 * ((log_p.exp() * (log_p - log_m)).sum(1) + (log_q.exp() * (log_q - log_m)).sum(1))
 
 
@@ -120,6 +127,17 @@ def entropy_logits(logits: Tensor, temperature: float = 1.0) -> Tensor:
     """Per-sample Shannon entropy of ``softmax(logits / T)`` in nats: (b,)."""
     log_p = F.log_softmax(logits / temperature, dim=1)
     return -(log_p.exp() * log_p).sum(1)
+
+
+def class_mean_probs(probs: Tensor, targets: Tensor, num_classes: int) -> Tensor:
+    """Row c: the mean of ``probs`` (n, C) over the samples labelled c, (C, C); 0 for an absent class.
+
+    Sums and counts by ``index_add_`` on the device of ``probs``: no ``bincount``, whose output
+    size depends on the largest label and so makes the GPU wait for the host.
+    """
+    sums = probs.new_zeros(num_classes, probs.shape[1]).index_add_(0, targets, probs)
+    counts = probs.new_zeros(num_classes).index_add_(0, targets, probs.new_ones(targets.shape[0]))
+    return sums / counts.clamp(min=1)[:, None]
 
 
 class SoftTargetLoss(DistillLoss):
@@ -189,12 +207,14 @@ class FeatureTap:
 
 def feature_dim(model: nn.Module, layer: str, input_shape: tuple[int, ...]) -> int:
     """Width of the tapped activation of ``layer``, found by one forward pass of a zero input."""
+    from infobench.models.train import model_device
+
     tap = FeatureTap(model, layer)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros((2, *input_shape)))
+            model(torch.zeros((2, *input_shape), device=model_device(model)))
         return int(tap.pop().shape[1])
     finally:
         tap.remove()

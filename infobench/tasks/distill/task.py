@@ -48,7 +48,10 @@ class TeacherBlock(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: dict[str, Any] = Field(description="The teacher model, e.g. {name: cnn1d, channels: 25}.")
-    train: TrainConfig = Field(default_factory=TrainConfig, description="The teacher's training config.")
+    train: TrainConfig | Literal["none"] = Field(
+        default_factory=TrainConfig,
+        description="The teacher's training config, or none: the teacher is its model.checkpoint as it is.",
+    )
     objective: Literal["ce", "mcmi"] = Field(
         "ce", description="ce: cross-entropy; mcmi: CE - cmi_weight * CMI (maximum conditional MI teacher)."
     )
@@ -114,14 +117,13 @@ def offline_teacher(data, cfg: dict[str, Any], teacher_cfg: TeacherBlock, seed: 
     if teacher_cfg.objective == "mcmi":
         objective = mcmi_objective(teacher_cfg.cmi_weight)
         key = {"objective": "mcmi", "cmi_weight": teacher_cfg.cmi_weight}
-    label = (f"teacher {teacher_cfg.model['name']} ({teacher_cfg.objective}): "
-             f"{teacher_cfg.train.epochs} epochs, once per seed (then cached)")
+    epochs = "no training (its checkpoint)" if teacher_cfg.train == "none" else f"{teacher_cfg.train.epochs} epochs"
+    label = f"teacher {teacher_cfg.model['name']} ({teacher_cfg.objective}): {epochs}, once per seed (then cached)"
     started = time.perf_counter()
     for _ in track([label], label):
         model = trained_model(data, cfg["dataset"], teacher_cfg.model, cfg["teacher"]["train"],
                               seed, role="teacher", loss_fn=objective, loss_key=key)
-    ctx.log(f"teacher ready after {time.perf_counter() - started:.1f} s "
-            f"({teacher_cfg.train.epochs} epochs if trained now; see the cache line above)")
+    ctx.log(f"teacher ready after {time.perf_counter() - started:.1f} s ({epochs} if trained now; see the cache line above)")
     return model
 
 
@@ -146,13 +148,22 @@ class DistillTask(Task):
             model_cls = registry.get("model", model["name"])
         except RegistryError as exc:
             return [f"teacher.model.name: {exc}"]
-        try:
-            model_cls.Params.model_validate({k: v for k, v in model.items() if k != "name"})
-        except ValidationError as exc:
-            return [f"teacher.model.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        return []
+        from infobench.models.checkpoint import ModelCommon, split_common
+
+        own, common = split_common({k: v for k, v in model.items() if k != "name"})
+        problems = []
+        for what, schema in ((own, model_cls.Params), (common, ModelCommon)):
+            try:
+                schema.model_validate(what)
+            except ValidationError as exc:
+                problems += [f"teacher.model.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        teacher = blocks.get("teacher", {})
+        if teacher.get("train") == "none" and not common.get("checkpoint"):
+            problems.append("teacher.train: none uses the teacher as its checkpoint has it; give teacher.model.checkpoint")
+        return problems
 
     def run(self, run, ctx: RunContext) -> None:
+        from infobench import device as devices
         from infobench import registry
         from infobench.models.train import build_model, predict_logits
         from infobench.tasks.distill.training import Teacher, train_student
@@ -176,14 +187,16 @@ class DistillTask(Task):
         else:
             if teacher_cfg.objective != "ce":
                 raise ValueError("teacher.objective mcmi trains a cached offline teacher; online teachers use ce")
+            if teacher_cfg.train == "none":
+                raise ValueError(f"loss {run.method!r} trains its teacher online, which teacher.train: none rules out")
             online_cfg = teacher_cfg.train.model_copy(update={"epochs": train_cfg.epochs})
-            teacher = Teacher(build_model(teacher_cfg.model, data.input_shape, data.num_classes, seed=run.seed + 1),
-                              online_cfg)
+            teacher = Teacher(build_model(teacher_cfg.model, data.input_shape, data.num_classes,
+                                          seed=run.seed + 1).to(devices.current()), online_cfg)
 
         train_split = stratified_subset(data.train, student_cfg.train_fraction, run.seed)
         ctx.metric("train_samples", len(train_split), split="train")
-        student = build_model(cfg["model"], data.input_shape, data.num_classes, seed=run.seed)
-        loss_fn.setup(student, teacher.model, data.num_classes)
+        student = build_model(cfg["model"], data.input_shape, data.num_classes, seed=run.seed).to(devices.current())
+        loss_fn.setup(student, teacher.model, data.num_classes)  # train_student moves the loss's modules to the student
 
         fixed_teacher_test = None if mode == "online" else predict_logits(teacher.model, data.test.x)
         history: list[dict[str, float]] = []

@@ -6,6 +6,10 @@ activation modules (``nn.Tanh``, ``nn.ReLU``, ...) in the order they were regist
 ``layer1``, ``layer2``, ...; the ``output`` layer is the softmax of ``head``'s logits, as in
 Shwartz-Ziv & Tishby, who treat the softmax output as the last representation T.
 
+The network trains and runs on the run's device (``infobench.device.current()``); each
+recorded activation is copied to the host (float32 numpy) as it is recorded, where the MI
+estimators read it.
+
 A recording is cached on disk (``cache_root()/ib/<key>.npz``, keyed by dataset, model,
 training, recording options and seed), so every estimator of one setting reads the same
 activations instead of training the network again.
@@ -87,8 +91,11 @@ class ActivationRecorder:
         return hook
 
     def record(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """``{layer: float32 (n, width)}`` for inputs ``x`` (n, *input_shape), in eval mode."""
+        """``{layer: float32 (n, width)}`` host arrays for inputs ``x`` (n, *input_shape: an array,
+        or a tensor on any device), in eval mode on the model's device."""
         import torch
+
+        from infobench.models.train import model_device
 
         if not self._handles:
             raise RuntimeError("ActivationRecorder.record must run inside its 'with' block")
@@ -97,12 +104,12 @@ class ActivationRecorder:
         self.model.eval()
         try:
             with torch.inference_mode():
-                xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+                xt = torch.as_tensor(x, dtype=torch.float32, device=model_device(self.model))
                 for start in range(0, len(xt), self.batch_size):
                     self.model(xt[start : start + self.batch_size])
         finally:
             self.model.train(was_training)
-        out = {name: torch.cat(chunks).numpy() for name, chunks in self._current.items()}
+        out = {name: torch.cat(chunks).cpu().numpy() for name, chunks in self._current.items()}
         self._current = {}
         out["output"] = _softmax(out["output"])
         return out
@@ -202,12 +209,17 @@ def train_and_record(
     max_eval: int | None = None,
     l2: float = 0.0,
 ) -> Recording:
-    """Train the model of ``model_cfg`` on ``data.train`` and record its layers at ``epochs``."""
+    """Train the model of ``model_cfg`` on ``data.train`` and record its layers at ``epochs``,
+    on the run's device."""
+    import torch
+
+    from infobench import device as devices
     from infobench.models.train import TrainConfig, build_model, train_classifier
 
     config = TrainConfig.model_validate(train_cfg)
-    model = build_model(model_cfg, data.input_shape, data.num_classes, seed=seed)
+    model = build_model(model_cfg, data.input_shape, data.num_classes, seed=seed).to(devices.current())
     x, y, part = evaluation_set(data, eval_set, max_eval)
+    x_here = torch.from_numpy(x).to(devices.current())  # the evaluation set goes to the device once
     wanted = set(epochs)
     snapshots: list[dict[str, np.ndarray]] = []
     losses: list[float] = []
@@ -217,7 +229,7 @@ def train_and_record(
 
         def snapshot(loss: float) -> None:
             start = time.perf_counter()
-            snapshots.append(recorder.record(x))
+            snapshots.append(recorder.record(x_here))
             record_times.append(time.perf_counter() - start)
             losses.append(loss)
 
@@ -226,6 +238,7 @@ def train_and_record(
         mark = [time.perf_counter()]
 
         def on_epoch(epoch: int, _model, row: dict[str, Any]) -> None:
+            devices.synchronize()  # the epoch's kernels have finished: the clock measures them
             train_time[0] += time.perf_counter() - mark[0]
             if epoch in wanted:
                 snapshot(row["loss"])

@@ -92,6 +92,7 @@ class IBTask(Task):
         return []
 
     def run(self, run, ctx: RunContext) -> None:
+        from infobench import device as devices
         from infobench import registry
 
         cfg = run.config
@@ -108,6 +109,8 @@ class IBTask(Task):
         recording_options = scenario.model_dump(include={"eval_set", "max_eval", "l2"})
         key = {"dataset": cfg["dataset"], "model": cfg["model"], "train": train.model_dump(mode="json"),
                "recording": recording_options, "epochs": epochs, "seed": run.seed}
+        if devices.precision() != "fp32":  # a reduced precision changes the training, as for cached models
+            key["precision"] = devices.precision()
         rec = cached_recording(key, lambda: train_and_record(
             data, cfg["model"], cfg["train"], run.seed, epochs,
             eval_set=scenario.eval_set, max_eval=scenario.max_eval, l2=scenario.l2))

@@ -1,23 +1,95 @@
 """Pieces shared by TTA methods: entropy, BatchNorm configuration, state snapshots, optimizers,
-and the entropy-minimisation base class that tent, eta, eata, sar and woc build on.
+placement of host data and random draws on the model's device, the anchors' per-family
+optimizer settings, and the entropy-minimisation base class that tent, eta, eata, sar and woc
+build on.
 
 Signatures here are a contract for every method file; add to them, do not change them.
+
+Devices: the task moves the source model to the run's device before ``setup`` and hands
+batches already there; source data (``SourceInfo.train``) stays numpy on the host. Methods
+create every tensor on the device, and in the float dtype, of their model or input
+(:func:`placement`, :func:`host_to_model`, :func:`host_batches`), and draw random numbers on
+the CPU from a seeded generator before moving them (:func:`host_random`), so that a seed gives
+the same draws, hence the same adaptation, on every device.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from infobench.errors import InfobenchError
 from infobench.models.base import Classifier
 from infobench.tasks.tta.methods.base import SourceInfo, TTAMethod
+
+
+def placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """The device and float dtype of ``model``'s parameters: where its inputs must be."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.device, p.dtype
+    raise InfobenchError(f"model {type(model).__name__} has no floating-point parameters")
+
+
+def host_to_model(array: Any, model: nn.Module) -> Tensor:
+    """A host array (numpy or tensor) on ``model``'s device, copied once.
+
+    Floating arrays take the model's float dtype (inputs, a class prior); integer arrays
+    become int64 (labels, indices).
+    """
+    device, dtype = placement(model)
+    if not isinstance(array, Tensor):
+        array = np.ascontiguousarray(array)
+    floating = array.is_floating_point() if isinstance(array, Tensor) else np.issubdtype(array.dtype, np.floating)
+    return torch.as_tensor(array, device=device, dtype=dtype if floating else torch.int64)
+
+
+BATCH_BYTES = 64 << 20
+"""Default size of a :func:`host_batches` batch: 64 MiB of float32 rows (at most 2,048 rows)."""
+
+
+def host_batches(array: Any, model: nn.Module, batch_size: int | None = None,
+                 rows: np.ndarray | None = None) -> Iterator[Tensor]:
+    """Batches of the rows ``rows`` (default: all, in order) of a host array, on ``model``'s device.
+
+    ``array`` is a numpy array or a lazy image array (``infobench.data.images.ImageFiles``),
+    read only a batch at a time, so that a large source split is never decoded or copied to
+    the device whole. ``batch_size`` defaults to the rows that fit in :data:`BATCH_BYTES`.
+    See :func:`host_to_model` for the dtype.
+    """
+    if batch_size is None:
+        row_bytes = 4 * max(1, int(np.prod(array.shape[1:])))
+        batch_size = max(1, min(2048, BATCH_BYTES // row_bytes))
+    n = len(array) if rows is None else len(rows)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        chunk = array[start:stop] if rows is None else array[np.asarray(rows[start:stop], dtype=np.int64)]
+        yield host_to_model(chunk, model)
+
+
+def seeded_generator() -> torch.Generator:
+    """A CPU generator seeded from torch's global CPU generator, so that ``torch.manual_seed``
+    before a method's set-up fixes every draw the method makes with it."""
+    return torch.Generator(device="cpu").manual_seed(int(torch.randint(0, 2**31 - 1, (1,), device="cpu")))
+
+
+def host_random(kind: Literal["uniform", "normal"], shape: tuple[int, ...] | torch.Size,
+                generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """U[0, 1) or N(0, 1) numbers of ``shape``, drawn on the CPU and moved to ``like``'s device and dtype.
+
+    Drawing on the CPU (from ``generator``, or torch's global CPU generator when None) gives
+    the same numbers whatever the device, where a CUDA generator would give others.
+    """
+    draw = torch.rand if kind == "uniform" else torch.randn
+    return draw(tuple(shape), generator=generator, device="cpu").to(device=like.device, dtype=like.dtype)
 
 
 def entropy(logits: Tensor) -> Tensor:
@@ -167,25 +239,56 @@ class MixedStatsMethod(TTAMethod):
         """Nothing to reset: statistics are recomputed from every batch."""
 
 
-class OptimizerParams(BaseModel):
-    """Optimizer fields shared by gradient-based TTA methods (defaults: Tent's Adam, lr 1e-3)."""
+class OptimizerChoice(BaseModel):
+    """The optimizer of a gradient-based TTA method (defaults: Tent's Adam, lr 1e-3)."""
 
     model_config = ConfigDict(extra="forbid")
 
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Adam (beta 0.9, 0.999) or SGD with momentum")
     lr: float = Field(1e-3, gt=0, description="learning rate of the adaptation step")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (ignored by Adam)")
+    nesterov: bool = Field(
+        False, description="SGD with Nesterov momentum (ignored by Adam; the anchors' ImageNet-C configs use it)"
+    )
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self):
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov: true needs momentum > 0")
+        return self
+
+
+class OptimizerParams(OptimizerChoice):
+    """Optimizer fields shared by entropy-minimisation TTA methods: the optimizer, steps, episodic."""
+
     steps: int = Field(1, ge=1, description="gradient steps per test batch")
     episodic: bool = Field(False, description="reset to the source state before every batch")
 
 
-def make_optimizer(params: list[nn.Parameter], p: OptimizerParams) -> torch.optim.Optimizer:
+def make_optimizer(params: list[nn.Parameter], p: OptimizerChoice) -> torch.optim.Optimizer:
     """Adam or SGD over ``params`` as ``p`` says."""
     if not params:
         raise InfobenchError("the TTA method found no parameters to adapt")
     if p.optimizer == "adam":
         return torch.optim.Adam(params, lr=p.lr, betas=(0.9, 0.999))
-    return torch.optim.SGD(params, lr=p.lr, momentum=p.momentum)
+    return torch.optim.SGD(params, lr=p.lr, momentum=p.momentum, nesterov=p.nesterov)
+
+
+# The optimizer settings of the anchors' configs, per benchmark family (TTAMethod.family_defaults):
+# mariodoebler/test-time-adaptation, classification/cfgs/cifar10_c/{tent,eta,eata,deyo,rmt}.yaml
+# set OPTIM.METHOD Adam, LR 1e-3, BETA 0.9 (batch 200); cfgs/imagenet_c/{tent,eta,eata,deyo}.yaml
+# set SGD, LR 0.00025 (batch 64), with conf.py's OPTIM.MOMENTUM 0.9 and OPTIM.NESTEROV True,
+# which methods/base.py's setup_optimizer passes to torch.optim.SGD. Methods with other values
+# (sar's SAM, rmt's lr) build their tables from these.
+ANCHOR_OPTIMIZER: dict[str, dict[str, Any]] = {
+    "cifar": {"optimizer": "adam", "lr": 1e-3},
+    "imagenet": {"optimizer": "sgd", "lr": 2.5e-4, "momentum": 0.9, "nesterov": True},
+}
+
+
+def family_table(base: dict[str, dict[str, Any]], **per_family: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A ``family_defaults`` table: fresh copies of ``base``'s entries updated with ``per_family[family]``."""
+    return {family: {**values, **per_family.get(family, {})} for family, values in base.items()}
 
 
 def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:

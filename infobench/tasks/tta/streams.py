@@ -16,11 +16,17 @@ Orders (``scenario.order``):
   slots concatenated in time order and shuffled within a slot (Gong et al., NOTE, NeurIPS
   2022, Sec. 4; Yuan et al., RoTTA, CVPR 2023). Documented choice: one slot per test batch.
 - ``open_set``: continual, with outliers mixed into every domain so that they make up
-  ``outlier_ratio`` of it: uniform noise images (within the source data's value range)
+  ``outlier_ratio`` of it: uniform noise images (within the source data's value range, see :func:`noise_range`)
   and/or samples of held-out classes the source model never saw in training.
 
 ``rounds > 1`` repeats the whole sequence: a longer stream, on which methods that drift or
 collapse show it.
+
+Domains may be lazy image arrays (:class:`~infobench.data.images.ImageFiles`, ImageNet-C): the
+stream is then built with :func:`~infobench.data.images.take` and
+:func:`~infobench.data.images.concat`, which only rearrange row references, so ``Stream.x``
+stays lazy and nothing is decoded until the task reads its batches. The order of rows (and of
+every random draw) is the same as for the same data in memory.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from infobench.data.base import DataBundle, Split
+from infobench.data.images import Images, concat, take
 from infobench.errors import InfobenchError
 
 
@@ -44,9 +51,13 @@ class Segment:
 
 @dataclass
 class Stream:
-    """Samples in arrival order. ``y`` is -1 for outliers; ``domain[i]`` indexes ``domain_names``."""
+    """Samples in arrival order. ``y`` is -1 for outliers; ``domain[i]`` indexes ``domain_names``.
 
-    x: np.ndarray
+    ``x`` is float32 (n, *input_shape): a numpy array, or a lazy ``ImageFiles`` when the
+    domains are (read it with :func:`~infobench.data.images.iter_batches`).
+    """
+
+    x: Images
     y: np.ndarray
     domain: np.ndarray
     domain_names: list[str]
@@ -98,11 +109,20 @@ def dirichlet_order(y: np.ndarray, delta: float, n_slots: int, rng: np.random.Ge
     return np.lexsort((jitter, slot_of))
 
 
-def _subsample(split: Split, limit: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _subsample(split: Split, limit: int | None, rng: np.random.Generator) -> tuple[Images, np.ndarray]:
     if limit is None or limit >= len(split):
         return split.x, split.y
     keep = np.sort(rng.choice(len(split), size=limit, replace=False))
-    return split.x[keep], split.y[keep]
+    return take(split.x, keep), split.y[keep]
+
+
+def noise_range(x: Images) -> tuple[float, float]:
+    """The value range of uniform-noise outliers: that of the source training inputs ``x``, or
+    [0, 1], the range of every image loader, when they are lazy images or empty (ImageNet-C,
+    used with a pretrained model, has no training data)."""
+    if isinstance(x, np.ndarray) and x.size:
+        return float(x.min()), float(x.max())
+    return 0.0, 1.0
 
 
 def _visits(data: DataBundle, order: str, domain: str | None) -> list[str]:
@@ -155,41 +175,42 @@ def build_stream(
     visits = _visits(data, order, domain) * rounds
     names = list(dict.fromkeys(visits))
     index = {n: i for i, n in enumerate(names)}
-    lo, hi = float(data.train.x.min()), float(data.train.x.max())
+    value_range = noise_range(data.train.x)
     xs, ys, ds, segments = [], [], [], []
     pos = 0
     for name in visits:
         x, y = _subsample(data.domains[name], max_per_domain, rng)
         if order == "open_set":
-            x, y = _with_outliers(x, y, outlier_ratio, noise_outliers, held_out_classes, (lo, hi), rng)
+            x, y = _with_outliers(x, y, outlier_ratio, noise_outliers, held_out_classes, value_range, rng)
         if order == "dirichlet":
             perm = dirichlet_order(y, delta, max(1, -(-len(y) // batch_size)), rng)
         elif shuffle or order == "open_set":
             perm = rng.permutation(len(y))
         else:
             perm = np.arange(len(y))
-        xs.append(x[perm])
+        xs.append(take(x, perm))
         ys.append(y[perm])
         ds.append(np.full(len(y), index[name], dtype=np.int64))
         segments.append(Segment(name, pos, pos + len(y)))
         pos += len(y)
-    stream = Stream(np.concatenate(xs).astype(np.float32, copy=False), np.concatenate(ys).astype(np.int64),
-                    np.concatenate(ds), names, segments)
+    x = concat(xs)
+    x = x.astype(np.float32, copy=False) if isinstance(x, np.ndarray) else x  # lazy ones are float32
+    stream = Stream(x, np.concatenate(ys).astype(np.int64), np.concatenate(ds), names, segments)
     if order == "mixed":
         perm = rng.permutation(len(stream))
-        stream = Stream(stream.x[perm], stream.y[perm], stream.domain[perm], names, [Segment("mixed", 0, len(perm))])
+        stream = Stream(take(stream.x, perm), stream.y[perm], stream.domain[perm], names, [Segment("mixed", 0, len(perm))])
     return stream
 
 
 def _with_outliers(
-    x: np.ndarray,
+    x: Images,
     y: np.ndarray,
     ratio: float,
     noise: bool,
     held_out: tuple[int, ...],
     value_range: tuple[float, float],
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Images, np.ndarray]:
     """Relabel held-out classes as outliers (-1), then add noise images up to ``ratio`` of the total.
 
     The outlier budget is ``ratio / (1 - ratio)`` times the inliers. Held-out samples fill it
@@ -205,11 +226,11 @@ def _with_outliers(
     quota = wanted // 2 if noise else wanted
     out_idx = rng.choice(out_idx, size=min(quota, len(out_idx)), replace=False)
     keep = np.sort(np.concatenate([np.flatnonzero(~is_out), out_idx]))
-    x, y = x[keep], y[keep]
+    x, y = take(x, keep), y[keep]
     n_noise = wanted - len(out_idx) if noise else 0
     if n_noise > 0:
         lo, hi = value_range
         fake = rng.uniform(lo, hi, size=(n_noise, *x.shape[1:])).astype(np.float32)
-        x = np.concatenate([x, fake])
+        x = concat([x, fake])
         y = np.concatenate([y, np.full(n_noise, -1, dtype=np.int64)])
     return x, y

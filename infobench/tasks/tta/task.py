@@ -40,6 +40,9 @@ from infobench.tasks.base import RunContext, Task
 from infobench.tasks.common import load_data, trained_model
 from infobench.tasks.tta.streams import Stream, build_stream, severity_of
 
+MIN_KEPT = 0.05
+"""A filter keeping less of a domain than this has not adapted on it: the run warns."""
+
 Order = Literal["single", "continual", "gradual", "mixed", "dirichlet", "open_set"]
 
 
@@ -79,9 +82,11 @@ class TTAScenario(BaseModel):
 def _without_classes(data: DataBundle, classes: list[int]) -> DataBundle:
     """``data`` with the training and validation samples of ``classes`` removed."""
 
+    from infobench.data.images import take
+
     def keep(split: Split) -> Split:
         mask = ~np.isin(split.y, classes)
-        return Split(split.x[mask], split.y[mask])
+        return Split(take(split.x, np.flatnonzero(mask)), split.y[mask])
 
     return DataBundle(data.name, keep(data.train), keep(data.val), data.test, data.num_classes,
                       data.input_shape, data.domains)
@@ -97,8 +102,7 @@ class TTATask(Task):
     summary_split = "stream"
 
     def run(self, run, ctx: RunContext) -> None:
-        import torch
-
+        from infobench import device as devices
         from infobench import registry
         from infobench.errors import InfobenchError
         from infobench.models.train import predict_logits
@@ -137,19 +141,22 @@ class TTATask(Task):
         before = predict_logits(model, stream.x)
         method.setup(copy.deepcopy(model), source)
 
-        x_all = torch.from_numpy(np.ascontiguousarray(stream.x))
+        batches = stream.batches(scenario.batch_size)
         online = np.empty((len(stream), data.num_classes), dtype=np.float32)
         batch_of = np.empty(len(stream), dtype=np.int64)
         seconds, kept = [], []
-        for b, (start, stop, new_segment) in enumerate(stream.batches(scenario.batch_size)):
+        inputs = _stream_inputs(stream.x, [(start, stop) for start, stop, _ in batches], devices.current())
+        for b, ((start, stop, new_segment), x) in enumerate(zip(batches, inputs, strict=True)):
             if new_segment and start > 0 and scenario.reset == "per_domain":
                 method.reset()
             method.batch_stats = {}
             t0 = time.perf_counter()
-            logits = method.adapt_and_predict(x_all[start:stop])
+            with devices.autocast():
+                logits = method.adapt_and_predict(x)
+            devices.synchronize()  # so that the time is the batch's work, not its launch
             seconds.append(time.perf_counter() - t0)
             ctx.check_finite(logits, f"logits of batch {b} (stream rows {start}-{stop})")
-            online[start:stop] = logits.detach().float().numpy()
+            online[start:stop] = logits.detach().float().cpu().numpy()
             batch_of[start:stop] = b
             kept.append(float(method.batch_stats.get("kept", 1.0)))
             y = stream.y[start:stop]
@@ -185,6 +192,10 @@ class TTATask(Task):
                 ctx.metrics({"error": now["error"], "accuracy": now["accuracy"], "nll": now["nll"], "ece": now["ece"],
                              "error_before": src["error"], "accuracy_before": src["accuracy"]}, split=split)
             n_batches = len(np.unique(batch_of[mask]))
+            if split in stream.domain_names and sample_kept[mask].mean() < MIN_KEPT:
+                ctx.warn(f"{split}: the method's sample filter kept {sample_kept[mask].mean():.1%} of the "
+                         f"samples (under {MIN_KEPT:.0%}), so it barely adapted there; check its margins "
+                         "for this dataset (the family defaults, or the method's parameters)")
             ctx.metrics({"kept": float(sample_kept[mask].mean()), "samples": float(mask.sum()),
                          "seconds_per_batch": float(sample_seconds[mask].sum() / n_batches)}, split=split)
         ctx.metric("samples_per_second", len(stream) / float(seconds.sum()), split="stream")
@@ -224,6 +235,19 @@ class TTATask(Task):
                       ylabel=f"online error (mean of the last {window} batches)" if window > 1 else "online error")
             written.append(path)
         return written
+
+
+def _stream_inputs(x, ranges: list[tuple[int, int]], where):
+    """The stream's batches as tensors on ``where``: an array in memory moves there once and is
+    sliced; a lazy image array (ImageNet-C) is decoded by loader workers ahead of use."""
+    import torch
+
+    if isinstance(x, np.ndarray):
+        on_device = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(where)
+        return (on_device[start:stop] for start, stop in ranges)
+    from infobench.data.images import iter_batches
+
+    return iter_batches(x, ranges, where)
 
 
 def outlier_detection(logits: np.ndarray, outlier: np.ndarray) -> dict[str, float]:

@@ -6,23 +6,15 @@ import copy
 
 import numpy as np
 import pytest
+from tests_support import TTA_DIGITS
 
 from infobench.results import load_metrics
 from infobench.runner import execute, plan
 from infobench.spec import validate
 
-SPEC = {
-    "name": "tta-tiny",
-    "task": "tta",
-    "seeds": [0],
-    "threads": 1,
-    "dataset": {"name": "digits-c", "corruptions": ["defocus_blur", "contrast"], "severity": 5},
-    "model": {"name": "cnn2d", "width": 8},
-    "train": {"epochs": 8, "lr": 3.0e-3, "batch_size": 64},
-    "scenario": {"order": "continual", "batch_size": 64, "max_per_domain": 192},
-    "methods": ["source", "norm", "tent"],
-}
-
+SPEC = {**TTA_DIGITS, "train": {"epochs": 8, "lr": 3.0e-3, "batch_size": 64},
+        "scenario": {"order": "continual", "batch_size": 64, "max_per_domain": 192},
+        "methods": ["source", "norm", "tent"]}
 
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory):

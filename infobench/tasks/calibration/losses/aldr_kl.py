@@ -57,13 +57,14 @@ class ALDRKL(TrainingLoss):
 
     lambdas: Tensor
 
-    def setup(self, n_train: int, n_classes: int) -> None:
-        self.lambdas = torch.full((n_train,), float(self.params.lambda0))
+    def setup(self, n_train: int, n_classes: int, device: torch.device | str = "cpu") -> None:
+        self.lambdas = torch.full((n_train,), float(self.params.lambda0), device=device)
 
     def update_lambdas(self, logits: Tensor, indices: Tensor) -> Tensor:
         """The adapted lambda_i of the batch's samples, stored back; (b,)."""
         p = self.params
         n_classes = logits.shape[1]
+        indices = indices.to(self.lambdas.device)
         with torch.no_grad():
             log_q = torch.log_softmax(logits / self.lambdas[indices][:, None], dim=1)
             kl = (log_q.exp() * (log_q + math.log(n_classes))).sum(dim=1)

@@ -8,6 +8,9 @@ losses that keep per-sample state (ALDR-KL's temperatures, indexed by the loader
 indices) or act between epochs (CaPE's soft targets, best-validation selection) set
 ``needs_loop`` and are trained by :func:`train_with_loss`: the core loop with the loss called on
 sample indices and hooks between epochs.
+
+Device: a loss computes on the device of the logits it is given; per-sample state (ALDR-KL's
+temperatures, CaPE's soft targets) lives on the model's device, allocated by ``setup`` there.
 """
 
 from __future__ import annotations
@@ -51,8 +54,8 @@ class TrainingLoss:
         """Mean loss of the batch whose rows are training samples ``indices`` (b,)."""
         return self.batch_loss(logits, labels)
 
-    def setup(self, n_train: int, n_classes: int) -> None:
-        """Called once before training (allocate per-sample state)."""
+    def setup(self, n_train: int, n_classes: int, device: torch.device | str = "cpu") -> None:
+        """Called once before training: allocate per-sample state on ``device`` (the model's)."""
 
     def start_epoch(self, epoch: int, epochs: int, model: nn.Module, x: Tensor, y: Tensor) -> None:
         """Called before each epoch (1-based) with the whole training split."""
@@ -73,16 +76,18 @@ def train_with_loss(model: nn.Module, data: DataBundle, cfg: Any, seed: int, los
 
     The core loop (``infobench.models.train.train_classifier``, ``cfg`` its ``TrainConfig``)
     with the loss called on sample indices, ``loss.start_epoch`` before each epoch, and a
-    ``val_nll`` column. With ``loss.select_best_val`` the weights of the epoch with the lowest
-    validation NLL are kept.
+    ``val_nll`` column, on the model's device. With ``loss.select_best_val`` the weights of the
+    epoch with the lowest validation NLL are kept.
     """
-    from infobench.models.train import train_classifier
+    from infobench.models.train import model_device, train_classifier
 
-    x = torch.from_numpy(np.ascontiguousarray(data.train.x, dtype=np.float32))
-    y = torch.from_numpy(np.ascontiguousarray(data.train.y, dtype=np.int64))
-    val_x = torch.from_numpy(np.ascontiguousarray(data.val.x, dtype=np.float32))
-    val_y = torch.from_numpy(np.ascontiguousarray(data.val.y, dtype=np.int64))
-    loss.setup(len(y), data.num_classes)
+    # the splits go to the model's device once; the epoch hooks see them there
+    where = model_device(model)
+    x = torch.as_tensor(np.ascontiguousarray(data.train.x, dtype=np.float32), device=where)
+    y = torch.as_tensor(np.ascontiguousarray(data.train.y, dtype=np.int64), device=where)
+    val_x = torch.as_tensor(np.ascontiguousarray(data.val.x, dtype=np.float32), device=where)
+    val_y = torch.as_tensor(np.ascontiguousarray(data.val.y, dtype=np.int64), device=where)
+    loss.setup(len(y), data.num_classes, where)
     best: dict[str, Any] = {"nll": math.inf, "state": None}
 
     def start_epoch(epoch: int, trained: nn.Module) -> None:

@@ -64,11 +64,13 @@ class CaPE(TrainingLoss):
         warmup = math.ceil(self.params.warmup_fraction * epochs)
         self.targets = None
         if epoch > warmup and (epoch - warmup) % 2 == 1:
-            probs = F.softmax(predict(model, x).double(), dim=1).numpy()
-            soft = binned_targets(probs, y.numpy(), self.params.n_bins)
-            self.targets = torch.from_numpy(soft).float()
+            # the binning (a sort per class, once per calibration epoch) runs on the host
+            probs = F.softmax(predict(model, x).cpu().double(), dim=1).numpy()
+            soft = binned_targets(probs, y.cpu().numpy(), self.params.n_bins)
+            self.targets = torch.from_numpy(soft).float().to(x.device)
 
     def __call__(self, logits: Tensor, labels: Tensor, indices: Tensor) -> Tensor:
         if self.targets is None:
             return F.cross_entropy(logits, labels)
-        return -(self.targets[indices] * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        targets = self.targets[indices.to(self.targets.device)]
+        return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()

@@ -71,6 +71,8 @@ PENALTY_GRID = tuple(10.0**e for e in range(2, -3, -1))  # strongest first: each
 CV_SEED = 0
 # Newton's exact Hessian has (C (C + 1))^2 entries: beyond ~38 classes (full W) L-BFGS is cheaper
 NEWTON_MAX_PARAMS = 1500
+# entries of the degeneracy program (separable_direction) beyond which the check is skipped
+MAX_PROGRAM_NONZEROS = 1_000_000
 
 Penalty = float | Literal["cv"]
 
@@ -312,37 +314,72 @@ def penalty_grid(params: VectorParams, diagonal: bool) -> list[Penalties]:
     return [tuple(v if p == "cv" else float(p) for p in chosen) for v in PENALTY_GRID]
 
 
-def separable_direction(design: Design, labels: np.ndarray, l2_offdiag: float, l2_bias: float) -> bool:
+def separable_direction(design: Design, labels: np.ndarray, l2_offdiag: float, l2_bias: float) -> bool | None:
     """Whether the paper's objective (NLL + ODIR with these lambda and mu, no diagonal terms) has
     no minimum: some direction d in the unpenalised parameters lowers no sample's margin against
-    any class and raises at least one (so the NLL falls for ever along d).
+    any class and raises at least one (so the NLL falls for ever along d). None: not decided,
+    the program would exceed MAX_PROGRAM_NONZEROS.
 
     A linear program: maximise the summed margins over d in [-1, 1]^m subject to every margin
-    (score of the label minus score of class k, along d) >= 0. With only the diagonal free, a
-    margin involves two weights, d_y x_iy - d_k x_ik >= 0, and among the constraints of one
-    (label y, class k, sign of x_iy) the two with the smallest and largest ratio x_ik / x_iy imply
-    all others; keeping those leaves at most 6 C (C - 1) rows whatever n.
+    (score of the label minus score of class k, along d) >= 0, one sparse row per (sample i,
+    class k != y_i). Rows that the others imply are dropped first where the free parameters allow:
+
+    * diagonal only (lambda, mu > 0, the default): a margin d_y u - d_k v >= 0 (u = x_iy,
+      v = x_ik) involves two weights, and among the rows of one (label y, class k, sign of u)
+      the two with the smallest and largest ratio v / u imply all others: at most 6 C (C - 1)
+      rows whatever n (:func:`_binding_rows`).
+    * diagonal and biases (mu = 0; Guo et al.'s vector scaling): d_y u - d_k v + b_y - b_k >= 0
+      is affine in the point (u, v), so only the vertices of the convex hull of a (y, k) group's
+      points bind; :func:`_inside_octagon` drops the points strictly inside the octagon spanned by
+      the group's extreme points in 8 directions (most of them; the hull vertices always stay).
+
+    With the off-diagonal weights free (lambda = 0) no such reduction exists: a row has 2 (C + 1)
+    entries, n (C - 1) rows, 1e8 entries for 5,000 x 100 logits (the former dense program asked
+    for 37 GiB there), and HiGHS needed ~90 s already at 1.7e6 entries (1,000 x 30). Above
+    MAX_PROGRAM_NONZEROS the check is skipped and None returned, before anything is built.
     """
+    import scipy.sparse
     from scipy.optimize import linprog
 
     c, d = design.shape
-    free = np.flatnonzero(design.quadratic_weights(l2_offdiag, l2_bias) == 0)
+    free = (design.quadratic_weights(l2_offdiag, l2_bias) == 0).reshape(c, d)
     n = labels.shape[0]
     others = np.ones((n, c), dtype=bool)
     others[np.arange(n), labels] = False
     sample, competitor = np.nonzero(others)  # one row per (i, k != y_i)
-    if np.array_equal(free, design.diagonal_index()):
-        keep = _binding_rows(labels[sample], competitor, design.x[sample, labels[sample]], design.x[sample, competitor], c)
-        sample, competitor = sample[keep], competitor[keep]
-    cls, feature = np.divmod(free, d)
-    sign = (cls[:, None] == labels[sample]).astype(float) - (cls[:, None] == competitor)
-    margins = (design.phi[cls, feature][:, sample] * sign).T  # (rows, free parameters)
-    scale = np.abs(margins).max() if margins.size else 0.0
+    own = labels[sample]
+    scales = np.zeros_like(free)
+    scales.flat[design.diagonal_index()] = True
+    scales_and_biases = scales.copy()
+    scales_and_biases[:, -1] = True
+    if np.array_equal(free, scales) or np.array_equal(free, scales_and_biases):
+        u, v = design.x[sample, own], design.x[sample, competitor]
+        if free[0, -1]:
+            keep = ~_inside_octagon(own * c + competitor, u, v)
+        else:
+            keep = _binding_rows(own, competitor, u, v, c)
+        sample, competitor, own = sample[keep], competitor[keep], own[keep]
+    per_class = free.sum(axis=1)
+    if int(per_class[own].sum() + per_class[competitor].sum()) > MAX_PROGRAM_NONZEROS:
+        return None
+    column = np.full((c, d), -1)
+    column[free] = np.arange(int(free.sum()))
+    rows, cols, values = [], [], []
+    for feature in np.flatnonzero(free.any(axis=0)):
+        for cls, sign in ((own, 1.0), (competitor, -1.0)):
+            hit = np.flatnonzero(free[cls, feature])
+            rows.append(hit)
+            cols.append(column[cls[hit], feature])
+            values.append(sign * design.phi[cls[hit], feature, sample[hit]])
+    values = np.concatenate(values)
+    scale = np.abs(values).max() if values.size else 0.0
     if scale == 0:
         return False
-    margins /= scale
-    result = linprog(-margins.sum(axis=0), A_ub=-margins, b_ub=np.zeros(len(margins)), bounds=(-1, 1), method="highs")
-    return result.status == 0 and -result.fun > 1e-9 * len(margins)
+    margins = scipy.sparse.csr_matrix(
+        (values / scale, (np.concatenate(rows), np.concatenate(cols))), shape=(len(sample), int(free.sum())))
+    result = linprog(-np.asarray(margins.sum(axis=0)).ravel(), A_ub=-margins, b_ub=np.zeros(margins.shape[0]),
+                     bounds=(-1, 1), method="highs")
+    return result.status == 0 and -result.fun > 1e-9 * margins.shape[0]
 
 
 def _binding_rows(own: np.ndarray, competitor: np.ndarray, u: np.ndarray, v: np.ndarray, classes: int) -> np.ndarray:
@@ -356,6 +393,33 @@ def _binding_rows(own: np.ndarray, competitor: np.ndarray, u: np.ndarray, v: np.
     boundary = group[order][1:] != group[order][:-1]
     first, last = np.r_[True, boundary], np.r_[boundary, True]
     return order[first | last]
+
+
+def _inside_octagon(group: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Mask of the points (u, v) strictly inside the polygon whose corners are their group's
+    extreme points in the directions 0, 45, ..., 315 degrees. The corners are points of the
+    group taken counter-clockwise, so such a point is a convex combination of other points of
+    its group (its row is implied) and every vertex of the group's hull stays outside the mask.
+    A point is inside when it lies strictly left of every edge of non-zero length."""
+    order = np.argsort(group, kind="stable")
+    new_group = np.r_[True, group[order][1:] != group[order][:-1]]
+    index = np.cumsum(new_group) - 1  # group number of each sorted point
+    starts = np.flatnonzero(new_group)
+    su, sv = u[order], v[order]
+    corners = []
+    for angle in np.arange(8) * np.pi / 4:
+        reach = su * np.cos(angle) + sv * np.sin(angle)
+        at_top = np.flatnonzero(reach == np.maximum.reduceat(reach, starts)[index])
+        corners.append(at_top[np.r_[True, index[at_top][1:] != index[at_top][:-1]]])  # first per group
+    inside = np.ones(len(su), dtype=bool)
+    for a, b in zip(corners, corners[1:] + corners[:1]):
+        au, av = su[a][index], sv[a][index]
+        eu, ev = su[b][index] - au, sv[b][index] - av
+        inside &= ((eu == 0) & (ev == 0)) | (eu * (sv - av) - ev * (su - au) > 0)
+    inside[np.concatenate(corners)] = False  # the corners themselves (all edges may be empty)
+    mask = np.empty_like(inside)
+    mask[order] = inside
+    return mask
 
 
 class AffineCalibrator(Calibrator):
@@ -375,7 +439,7 @@ class AffineCalibrator(Calibrator):
         return log_softmax(z) if self.on_log_probs else z
 
     def fit(self, logits: np.ndarray, labels: np.ndarray) -> AffineCalibrator:
-        check_logits(logits, labels)
+        logits, labels = check_logits(logits, labels)
         params = self.params
         labels = np.asarray(labels)
         design = Design(self._inputs(logits), self.diagonal)
@@ -403,7 +467,7 @@ class AffineCalibrator(Calibrator):
         return self
 
     def calibrated_logits(self, logits: np.ndarray) -> np.ndarray:
-        check_logits(logits)
+        logits, _ = check_logits(logits)
         if logits.shape[1] != self.bias.shape[0]:
             raise ValueError(f"logits have {logits.shape[1]} classes, the calibrator was fitted on {self.bias.shape[0]}")
         return self._inputs(logits) @ self.weight.T + self.bias

@@ -1,4 +1,13 @@
-"""Post-hoc calibrators: ``fit(logits, labels)`` on validation data, then ``transform(logits)``."""
+"""Post-hoc calibrators: ``fit(logits, labels)`` on validation data, then ``transform(logits)``.
+
+Where they compute: on the host, in numpy (float64 for the fits), whatever device the model ran
+on. Their inputs are a validation set's logits, (n, C) with n in the hundreds or thousands,
+and their fits are exact Newton steps, isotonic regression or binning: work a GPU does no
+faster, and a host fit gives the same numbers whether the model ran on the CPU or a GPU.
+Logits may come as numpy arrays or as torch tensors on any device (:func:`check_logits`
+copies a tensor to the host once); results are numpy arrays. ``ca`` alone runs the model (on
+its device) to compute its features; see :mod:`.ca`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from infobench.metrics import log_softmax, softmax
+from infobench.metrics import as_array, log_softmax, softmax
 
 
 class NoParams(BaseModel):
@@ -68,17 +77,21 @@ def scale_penalty(scale: np.ndarray, weight: float) -> tuple[float, np.ndarray, 
     return value, weight * (1.0 - 1.0 / scale), weight / scale**2
 
 
-def check_logits(logits: np.ndarray, labels: np.ndarray | None = None) -> None:
-    """Validate shapes and finiteness with messages that say what was received."""
+def check_logits(logits, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(logits, labels)`` as host numpy arrays (a tensor on any device is copied once), after
+    validating shapes and finiteness with messages that say what was received."""
+    logits = as_array(logits)
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape (n, classes), got {logits.shape}")
     if not np.isfinite(logits).all():
         raise ValueError("logits contain NaN or inf")
     if labels is not None:
+        labels = as_array(labels)
         if labels.shape != (logits.shape[0],):
             raise ValueError(f"labels must have shape ({logits.shape[0]},), got {labels.shape}")
         if labels.min() < 0 or labels.max() >= logits.shape[1]:
             raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got [{labels.min()}, {labels.max()}]")
+    return logits, labels
 
 
 class ProbabilityCalibrator(Calibrator):

@@ -25,6 +25,13 @@ contrast. Documented choices: these fixed view strengths, k = 3, one hidden laye
 full-batch Adam (lr 1e-2, 300 steps, weight decay 1e-4), the noise drawn from a fixed seed so a
 sample's features are deterministic.
 
+Where it computes: the views and the model's passes on them run on the model's device (the
+noise drawn on the CPU from a fixed seed, so the features do not depend on the device); the
+temperature network is fitted on the host, full batch in float32. It has k (V + 1) = 18 inputs
+and 32 hidden units over a few hundred validation rows: 300 Adam steps of kernels that small are
+launch-bound on a GPU, slower than on the CPU, and a host fit gives the same T(x) for the same
+features wherever the model ran.
+
 Departure for a degenerate validation set: when every validation prediction is correct (or
 every one wrong) the balanced loss has one side only, whose optimum is the bound T_min (or T_max)
 for every sample: on 359 digits that a CNN gets all right, T(x) went to ~0.12 and the test NLL
@@ -54,12 +61,14 @@ def views(x, seed: int = 0) -> list:
     import torch
     import torch.nn.functional as F
 
+    # the noise is drawn on the CPU from its own seed and then moved: a CUDA generator draws other
+    # numbers, and a sample's features must not depend on the device the model runs on
     gen = torch.Generator().manual_seed(seed)
-    noise = x + 0.1 * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    noise = x + 0.1 * torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
     axes = tuple(range(1, x.dim()))
     contrast = 0.5 * (x - x.mean(dim=axes, keepdim=True)) + x.mean(dim=axes, keepdim=True)
     radius = 2
-    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype)
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * offsets**2)
     kernel = kernel / kernel.sum()
     channels = x.shape[1]
@@ -70,7 +79,8 @@ def views(x, seed: int = 0) -> list:
         rotations = []
         for degrees in (15.0, -15.0):
             a = math.radians(degrees)
-            theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]], dtype=x.dtype)
+            theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]],
+                                 dtype=x.dtype, device=x.device)
             grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
             rotations.append(F.grid_sample(x, grid, align_corners=False, padding_mode="zeros"))
         return [*rotations, blur, noise, contrast]
@@ -82,22 +92,32 @@ def views(x, seed: int = 0) -> list:
     raise ValueError(f"ca needs images (n, ch, h, w) or signals (n, ch, L), got inputs of shape {tuple(x.shape)}")
 
 
-def view_features(model, x: np.ndarray, logits: np.ndarray, top_k: int, batch_size: int = 1024) -> np.ndarray:
-    """Softmax of the original and of every view on the original's top-k classes: (n, k (V + 1))."""
+def view_features(model, x, logits: np.ndarray, top_k: int, batch_size: int = 1024) -> np.ndarray:
+    """Softmax of the original and of every view on the original's top-k classes: (n, k (V + 1)).
+
+    The views and the model's passes run on the model's device; the features come back to the
+    host (float32), where the temperature network is fitted.
+    """
     import torch
 
+    from infobench.models.train import model_device
+
+    where = model_device(model)
     k = min(top_k, logits.shape[1])
     top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    probs = torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), 1)
     feats = []
     was_training = model.training
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
-            xb = torch.as_tensor(np.asarray(x[start : start + batch_size], dtype=np.float32))
-            idx = torch.from_numpy(top[start : start + batch_size])
-            cols = [torch.softmax(torch.from_numpy(logits[start : start + batch_size]).float(), 1).gather(1, idx)]
+            stop = start + batch_size
+            xb = torch.as_tensor(x[start:stop], dtype=torch.float32, device=where)
+            idx = torch.from_numpy(top[start:stop])
+            cols = [probs[start:stop].gather(1, idx)]
+            gather_on_device = idx.to(where)
             for view in views(xb, seed=start):
-                cols.append(torch.softmax(model(view), 1).gather(1, idx))
+                cols.append(torch.softmax(model(view), 1).gather(1, gather_on_device).cpu())
             feats.append(torch.cat(cols, dim=1).numpy())
     model.train(was_training)
     return np.concatenate(feats).astype(np.float32)
@@ -140,7 +160,7 @@ class CorrectnessAware(Calibrator):
     def fit(self, logits: np.ndarray, labels: np.ndarray, x: np.ndarray | None = None) -> CorrectnessAware:
         import torch
 
-        check_logits(logits, labels)
+        logits, labels = check_logits(logits, labels)
         if x is None or len(x) != len(logits):
             raise ValueError("ca needs the validation inputs x (one per logit row) and a bound model")
         correct = logits.argmax(1) == labels
@@ -171,7 +191,7 @@ class CorrectnessAware(Calibrator):
     def calibrated_logits(self, logits: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
         import torch
 
-        check_logits(logits)
+        logits, _ = check_logits(logits)
         if x is None or len(x) != len(logits):
             raise ValueError("ca needs the inputs x (one per logit row) to calibrate their logits")
         if self.net is None:  # degenerate validation set: one temperature for every sample

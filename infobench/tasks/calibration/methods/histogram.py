@@ -52,7 +52,7 @@ class HistogramBinning(ProbabilityCalibrator):
                          for k in range(probs.shape[1])], axis=1)
 
     def fit(self, logits: np.ndarray, labels: np.ndarray) -> HistogramBinning:
-        check_logits(logits, labels)
+        logits, labels = check_logits(logits, labels)
         probs = softmax(np.asarray(logits, dtype=np.float64))
         n, c = probs.shape
         m = self.params.n_bins
@@ -73,7 +73,7 @@ class HistogramBinning(ProbabilityCalibrator):
         return self
 
     def transform(self, logits: np.ndarray) -> np.ndarray:
-        check_logits(logits)
+        logits, _ = check_logits(logits)
         probs = softmax(np.asarray(logits, dtype=np.float64))
         if probs.shape[1] != self.theta.shape[0]:
             raise ValueError(f"logits have {probs.shape[1]} classes, the calibrator was fitted on {self.theta.shape[0]}")

@@ -35,7 +35,7 @@ class IsotonicCalibration(ProbabilityCalibrator):
     def fit(self, logits: np.ndarray, labels: np.ndarray) -> IsotonicCalibration:
         from sklearn.isotonic import IsotonicRegression
 
-        check_logits(logits, labels)
+        logits, labels = check_logits(logits, labels)
         probs = softmax(np.asarray(logits, dtype=np.float64))
         self.models = [
             IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(probs[:, k], labels == k)
@@ -44,7 +44,7 @@ class IsotonicCalibration(ProbabilityCalibrator):
         return self
 
     def transform(self, logits: np.ndarray) -> np.ndarray:
-        check_logits(logits)
+        logits, _ = check_logits(logits)
         probs = softmax(np.asarray(logits, dtype=np.float64))
         if probs.shape[1] != len(self.models):
             raise ValueError(f"logits have {probs.shape[1]} classes, the calibrator was fitted on {len(self.models)}")

@@ -65,7 +65,7 @@ def fit_temperature(
 ) -> float:
     """The MAP temperature T for ``logits`` (n, C) and integer ``labels`` (n,) under the
     Gamma(1 + k, k) prior on 1/T, k = ``prior_strength``; k = 0 gives the NLL-optimal T."""
-    check_logits(logits, labels)
+    logits, labels = check_logits(logits, labels)
     z = logits.astype(np.float64)
     target = z[np.arange(len(z)), labels]
     top = z.max(axis=1)
@@ -122,6 +122,7 @@ class TemperatureScaling(Calibrator):
     temperature: float = 1.0
 
     def fit(self, logits: np.ndarray, labels: np.ndarray) -> TemperatureScaling:
+        logits, labels = check_logits(logits, labels)
         k = self.params.prior_strength
         self.temperature = fit_temperature(logits, labels, max_iter=self.params.max_iter, prior_strength=k)
         self.degenerate_reason = temperature_degeneracy(logits, labels)
@@ -132,7 +133,7 @@ class TemperatureScaling(Calibrator):
         return self
 
     def calibrated_logits(self, logits: np.ndarray) -> np.ndarray:
-        return logits / self.temperature
+        return check_logits(logits)[0] / self.temperature
 
     def fitted(self) -> dict[str, float]:
         return {"temperature": self.temperature}

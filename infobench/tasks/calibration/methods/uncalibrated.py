@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from infobench.registry import register
-from infobench.tasks.calibration.methods.base import Calibrator
+from infobench.tasks.calibration.methods.base import Calibrator, check_logits
 
 
 @register("calibration.method", "uncalibrated")
@@ -13,4 +13,4 @@ class Uncalibrated(Calibrator):
     """No calibration: softmax of the model's logits."""
 
     def calibrated_logits(self, logits: np.ndarray) -> np.ndarray:
-        return logits
+        return check_logits(logits)[0]

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
 from infobench.registry import register
+from infobench.tasks.distill.common import class_mean_probs
 
 
 def conditional_mutual_information(logits: Tensor, targets: Tensor, temperature: float = 1.0) -> Tensor:
@@ -15,16 +16,13 @@ def conditional_mutual_information(logits: Tensor, targets: Tensor, temperature:
 
     ``p(x) = softmax(logits / T)`` (b, C); ``Q_y`` is the mean of ``p`` over the batch's samples
     of label ``y`` (Ye et al. 2024, Eq. 6-7). Zero exactly when every sample predicts its class
-    mean. Vectorised: class sums by ``index_add_``, no loop over samples or classes.
+    mean. Vectorised: class sums by ``index_add_`` (``class_mean_probs``), no loop over samples or classes.
     """
     if logits.ndim != 2 or targets.shape != logits.shape[:1]:
         raise ValueError(f"logits must be (b, C) and targets (b,), got {tuple(logits.shape)} and {tuple(targets.shape)}")
     log_p = F.log_softmax(logits / temperature, dim=1)
     p = log_p.exp()
-    c = logits.shape[1]
-    sums = torch.zeros(c, c, dtype=p.dtype).index_add_(0, targets, p)
-    counts = torch.bincount(targets, minlength=c).to(p.dtype).clamp(min=1)
-    means = sums / counts[:, None]
+    means = class_mean_probs(p, targets, logits.shape[1])
     log_q = torch.log(means[targets].clamp(min=torch.finfo(p.dtype).tiny))
     return (p * (log_p - log_q)).sum(1).mean()
 

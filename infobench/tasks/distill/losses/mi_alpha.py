@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from infobench.mi.critic import off_diagonal_logmeanexp
 from infobench.registry import register
 from infobench.tasks.distill.common import DistillLoss, check_logit_pair, feature_dim
 
@@ -45,10 +46,11 @@ def interpolated_bound(scores: Tensor, alpha: float, log_baseline: float = 1.0) 
     log_a = math.log(alpha) if alpha > 0 else -math.inf
     log_1a = math.log(1 - alpha) if alpha < 1 else -math.inf
     baseline = torch.logaddexp(loo_mean + log_a, torch.full_like(loo_mean, log_baseline + log_1a))
-    off = ~torch.eye(b, dtype=torch.bool)
-    diag_base = baseline.diagonal()
-    marg = torch.exp(torch.logsumexp((scores - diag_base[:, None])[off], dim=0) - math.log(b * (b - 1)))
-    joint = (scores.diagonal()[:, None] - baseline)[off].mean()
+    # off-diagonal means by masking, not by indexing with a boolean mask (whose data-dependent
+    # size would make the GPU wait for the host)
+    diagonal = torch.eye(b, dtype=torch.bool, device=scores.device)
+    marg = torch.exp(off_diagonal_logmeanexp(scores - baseline.diagonal()[:, None]))
+    joint = (scores.diagonal()[:, None] - baseline).masked_fill(diagonal, 0.0).sum() / (b * (b - 1))
     return 1 + joint - marg
 
 

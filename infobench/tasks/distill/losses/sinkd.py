@@ -25,10 +25,10 @@ def sinkhorn_plan(cost: Tensor, eps: float, iterations: int) -> Tensor:
     if cost.ndim != 2:
         raise ValueError(f"cost must be a (n, m) matrix, got shape {tuple(cost.shape)}")
     n, m = cost.shape
-    log_a = torch.full((n,), -math.log(n), dtype=cost.dtype)
-    log_b = torch.full((m,), -math.log(m), dtype=cost.dtype)
-    f = torch.zeros(n, dtype=cost.dtype)
-    g = torch.zeros(m, dtype=cost.dtype)
+    log_a = cost.new_full((n,), -math.log(n))
+    log_b = cost.new_full((m,), -math.log(m))
+    f = cost.new_zeros(n)
+    g = cost.new_zeros(m)
     for _ in range(iterations):
         f = -eps * torch.logsumexp((g[None, :] - cost) / eps + log_b[None, :], dim=1)
         g = -eps * torch.logsumexp((f[:, None] - cost) / eps + log_a[:, None], dim=0)

@@ -9,7 +9,12 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from infobench.registry import register
-from infobench.tasks.distill.common import DistillLoss, check_logit_pair, kl_logits
+from infobench.tasks.distill.common import (
+    DistillLoss,
+    check_logit_pair,
+    class_mean_probs,
+    kl_logits,
+)
 
 
 @register("distill.loss", "tgeo")
@@ -50,22 +55,19 @@ class TGeo(DistillLoss):
         self.fusion = nn.Sequential(nn.Linear(4 * num_classes, self.params.hidden), nn.ReLU(),
                                     nn.Linear(self.params.hidden, 1))
         self.register_buffer("class_means", torch.full((num_classes, num_classes), 1.0 / num_classes))
-        self._meta_opt = torch.optim.Adam(self.fusion.parameters(), lr=self.params.meta_lr)
+        self._meta_opt: torch.optim.Optimizer | None = None  # made at the first outer step, once on the device
 
     def observe_teacher(self, teacher_logits, targets):
         """pbar_t,c: the teacher's mean tempered prediction over the training samples of class c."""
-        c = self.class_means.shape[0]
         probs = F.softmax(teacher_logits / self.params.temperature, dim=1)
-        sums = torch.zeros(c, c, dtype=probs.dtype).index_add_(0, targets, probs)
-        counts = torch.bincount(targets, minlength=c).clamp(min=1).to(probs.dtype)
-        self.class_means = (sums / counts[:, None]).to(self.class_means.dtype)
+        self.class_means = class_mean_probs(probs, targets, self.class_means.shape[0]).to(self.class_means.dtype)
 
     def ratio(self, student_logits: Tensor, teacher_logits: Tensor, targets: Tensor) -> Tensor:
         """a_i in (0, 1) for each sample, (b,); gradients reach only the fusion network."""
         t = self.params.temperature
         p_s = F.softmax(student_logits.detach() / t, dim=1)
         p_t = F.softmax(teacher_logits.detach() / t, dim=1)
-        y = F.one_hot(targets, p_s.shape[1]).to(p_s.dtype)
+        y = torch.zeros_like(p_s).scatter_(1, targets[:, None], 1.0)  # one-hot, without one_hot's host-side range check
         geometry = torch.cat([p_s - p_t, p_s - y, p_t - y, p_t - self.class_means[targets]], dim=1)
         return torch.sigmoid(self.fusion(geometry)).squeeze(1)
 
@@ -89,6 +91,10 @@ class TGeo(DistillLoss):
         virtual = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
         val_x, val_y = val_batch
         outer = F.cross_entropy(functional_call(student, (virtual, buffers), (val_x,)), val_y)
+        if self._meta_opt is None:
+            # not in setup: moving the loss to another device may replace the fusion
+            # network's parameters, and an optimizer made earlier would update the old ones
+            self._meta_opt = torch.optim.Adam(self.fusion.parameters(), lr=self.params.meta_lr)
         self._meta_opt.zero_grad(set_to_none=True)
         meta_params = list(self.fusion.parameters())
         for p, g in zip(meta_params, torch.autograd.grad(outer, meta_params)):

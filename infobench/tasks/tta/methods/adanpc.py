@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +11,7 @@ from torch import Tensor
 from infobench.errors import InfobenchError
 from infobench.models.base import Classifier
 from infobench.registry import register
+from infobench.tasks.tta.common import host_batches, host_to_model
 from infobench.tasks.tta.methods.base import SourceInfo, TTAMethod
 
 # AdaNPC's code adds 1e-5 to the vote scores (and clamps them at 1) before using them.
@@ -28,7 +30,7 @@ def knn_vote(z: Tensor, memory: Tensor, labels: Tensor, k: int, temperature: flo
     sim = z @ memory.T
     top, idx = sim.topk(min(k, len(memory)), dim=1)
     weights = (top / temperature).softmax(1)
-    scores = torch.zeros(len(z), num_classes, dtype=z.dtype).scatter_add_(1, labels[idx], weights)
+    scores = torch.zeros(len(z), num_classes, dtype=weights.dtype, device=z.device).scatter_add_(1, labels[idx], weights)
     return (scores + _SCORE_FLOOR).clamp(max=1.0)
 
 
@@ -61,6 +63,9 @@ class AdaNPC(TTAMethod):
     that row out, and the memory holds the normalised source features only: the row is an
     artefact of the buffer's initialisation, carries no information about the data, and would
     vote for class 0 whenever it ranks among a test sample's k nearest entries.
+
+    Family defaults: none; the anchors (mariodoebler/test-time-adaptation) have no config for
+    this method, so k, tau and the threshold are the paper's everywhere.
     """
 
     class Params(BaseModel):
@@ -82,10 +87,10 @@ class AdaNPC(TTAMethod):
         self.num_classes = source.num_classes
         model.eval()
         model.requires_grad_(False)
-        x = torch.tensor(source.train.x[: self.params.max_memory], dtype=torch.float32)
-        with torch.inference_mode():
-            feats = torch.cat([self.embed(chunk) for chunk in x.split(2048)])
-        self._source = (feats, torch.tensor(source.train.y[: self.params.max_memory], dtype=torch.int64))
+        rows = np.arange(min(len(source.train), self.params.max_memory))
+        with torch.inference_mode():  # the source rows are read, and go to the device, a batch at a time
+            feats = torch.cat([self.embed(chunk) for chunk in host_batches(source.train.x, model, rows=rows)])
+        self._source = (feats, host_to_model(source.train.y[rows], model))
         self.reset()
 
     def embed(self, x: Tensor) -> Tensor:

@@ -23,6 +23,10 @@ class AlphaBN(MixedStatsMethod):
     test-batch statistics. Documented choice: default ``test_weight = 0.1`` as the issue
     specifies; ``test_weight = 1`` is the ``norm`` method, ``0`` the source model. The test
     variance is the biased batch variance (what training-mode BN uses).
+
+    Family defaults: none. The anchors' ``cfgs/{cifar10_c,imagenet_c}/norm_alpha.yaml``
+    (mariodoebler/test-time-adaptation) both set ``BN.ALPHA: 0.1`` (their alpha weighs the
+    test batch, as ``test_weight`` here).
     """
 
     class Params(BaseModel):

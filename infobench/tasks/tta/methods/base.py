@@ -11,7 +11,7 @@ fraction a sample filter kept), which the task records per batch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor
@@ -44,11 +44,17 @@ class TTAMethod:
     Class attributes every method declares (recorded with each run):
     - ``needs_source``: whether ``setup`` reads source training data.
     - ``updates``: which parameters/state adaptation changes.
+    - ``family_defaults``: parameter defaults that differ by benchmark family, from the
+      anchors' per-dataset configs: ``{"cifar": {"d_margin": 0.4}, "imagenet": {...}}``. The
+      spec applies those of the dataset's ``family`` to every parameter the user did not set,
+      so they are part of the run's configuration (recorded and hashed like any other value).
+      ``Params`` defaults stay the paper's; a family missing here uses them.
     """
 
     Params: ClassVar[type[BaseModel]] = NoParams
     needs_source: ClassVar[bool] = False
     updates: ClassVar[Updates] = "nothing"
+    family_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, params: BaseModel | None = None):
         self.params = params if params is not None else self.Params()

@@ -23,6 +23,10 @@ class Norm(MixedStatsMethod):
     batch's per-channel mean and biased variance. ``N = 0`` (the default) is the "BN" baseline
     of the TTA literature (Nado et al. 2020; Tent's "BN" row): pure test-batch statistics.
     Nothing is learned, so there is no state to reset.
+
+    Family defaults: none. The anchors' ``cfgs/cifar10_c/norm_test.yaml`` and
+    ``cfgs/imagenet_c/norm_test.yaml`` (mariodoebler/test-time-adaptation) differ only in the
+    batch size (200 / 64), which is the scenario's, not the method's.
     """
 
     class Params(BaseModel):

@@ -7,14 +7,25 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from infobench.errors import InfobenchError
 from infobench.models.base import Classifier
-from infobench.models.train import extract_features
 from infobench.registry import register
-from infobench.tasks.tta.common import frozen_copy, restore, snapshot
+from infobench.tasks.tta.common import (
+    ANCHOR_OPTIMIZER,
+    OptimizerChoice,
+    family_table,
+    frozen_copy,
+    host_batches,
+    host_to_model,
+    make_optimizer,
+    placement,
+    restore,
+    seeded_generator,
+    snapshot,
+)
 from infobench.tasks.tta.methods.augment import random_augment
 from infobench.tasks.tta.methods.base import SourceInfo, TTAMethod
 from infobench.tasks.tta.methods.trainable import train_all_parameters
@@ -42,8 +53,9 @@ def supervised_contrastive(features: Tensor, temperature: float) -> Tensor:
     flat = torch.cat(features.unbind(1))  # (v n, d), view-major as in the reference code
     logits = flat @ flat.T / temperature
     logits = logits - logits.max(1, keepdim=True).values.detach()
-    not_self = 1.0 - torch.eye(v * n)
-    positive = torch.eye(n).repeat(v, v) * not_self
+    eye = torch.eye(v * n, device=features.device, dtype=features.dtype)
+    not_self = 1.0 - eye
+    positive = torch.eye(n, device=features.device, dtype=features.dtype).repeat(v, v) * not_self
     log_prob = logits - torch.log((logits.exp() * not_self).sum(1, keepdim=True))
     return -((positive * log_prob).sum(1) / positive.sum(1)).mean()
 
@@ -51,6 +63,24 @@ def supervised_contrastive(features: Tensor, temperature: float) -> Tensor:
 class _Projector(nn.Sequential):
     def __init__(self, dim: int, out: int):
         super().__init__(nn.Linear(dim, out), nn.ReLU(), nn.Linear(out, out))
+
+
+def class_means(model: Classifier, x: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    """Mean source feature of each class present in ``y`` (rows in class order), in eval mode.
+
+    ``x`` (numpy or a lazy image array) is read, and goes to the model's device, a batch at a
+    time; the features come back to the host and are summed there in float64 (sums on the
+    device would be ordered differently per device).
+    """
+    model.eval()
+    with torch.inference_mode():
+        feats = np.concatenate([model.features(xb).double().cpu().numpy() for xb in host_batches(x, model)])
+    # prototypes serve only a nearest-prototype search, so a class the source never saw
+    # (held out for an open-set stream) simply has none
+    present = np.unique(y)
+    sums = np.zeros((num_classes, feats.shape[1]))
+    np.add.at(sums, y, feats)
+    return sums[present] / np.bincount(y, minlength=num_classes)[present, None]
 
 
 @register("tta.method", "rmt")
@@ -66,7 +96,7 @@ class RMT(TTAMethod):
         L_contr   = SupCon over the views {prototype nearest to f_s(x), f_s(x), f_s(x_aug)}
                     after a 2-layer projector (dim 128), temperature 0.1
         L         = lambda_ce_trg L_self + lambda_cont L_contr + lambda_ce_src CE(source batch)
-        theta_t  <- 0.999 theta_t + 0.001 theta_s          (after every Adam step, lr 1e-3)
+        theta_t  <- 0.999 theta_t + 0.001 theta_s          (after every optimizer step; Adam, lr 1e-3)
 
     The source prototypes are the class means of the source model's training features
     (nearest by cosine similarity); a class absent from the source (held out for an open-set
@@ -91,12 +121,19 @@ class RMT(TTAMethod):
     does (the reference's CIFAR-10-C setting, 50,000 / 200).
     Deviation (``source_free: true``): no warm-up, no source replay, and the prototypes are
     the rows of the source head's weight matrix (class directions in feature space); the
-    method then reads no source data.
+    method then reads no source data. The defaults are the paper's CIFAR setting (Adam, lr
+    1e-3).
+
+    Family defaults (mariodoebler/test-time-adaptation, ``cfgs/cifar10_c/rmt.yaml`` and
+    ``cfgs/imagenet_c/rmt.yaml``, with ``conf.py``): cifar Adam lr 1e-3; imagenet SGD lr 0.01,
+    momentum 0.9, Nesterov; source batches (warm-up and replay) of the test batch size, which
+    the anchors' source loader uses (``TEST.BATCH_SIZE``: 200 on cifar, 64 on imagenet). The
+    warm-up length (50,000 samples), the teacher momentum, the loss weights and the contrastive
+    settings are the same in both.
     """
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid")
-        lr: float = Field(1e-3, gt=0, description="Adam learning rate (betas 0.9, 0.999)")
+    class Params(OptimizerChoice):
+        lr: float = Field(1e-3, gt=0, description="learning rate (the warm-up rises linearly to it)")
         ema: float = Field(0.999, ge=0, le=1, description="teacher momentum: teacher <- ema * teacher + (1 - ema) * student")
         lambda_ce_trg: float = Field(1.0, ge=0, description="weight of the symmetric cross-entropy self-training loss")
         lambda_cont: float = Field(1.0, ge=0, description="weight of the contrastive loss with source prototypes")
@@ -111,6 +148,11 @@ class RMT(TTAMethod):
 
     needs_source = True
     updates = "all"
+    family_defaults = family_table(
+        ANCHOR_OPTIMIZER,
+        cifar={"source_batch_size": 200},
+        imagenet={"lr": 0.01, "source_batch_size": 64},
+    )
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -121,33 +163,31 @@ class RMT(TTAMethod):
         if not p.source_free and source.train is None:
             raise InfobenchError("rmt needs the source training split (or source_free: true), got none")
         self.num_classes = source.num_classes
-        self.generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+        self.generator = seeded_generator()
         if p.source_free:
             self.prototypes = model.head.weight.detach().clone()
             self.source = None
         else:
-            feats = extract_features(model, source.train.x)
-            y = source.train.y
-            # prototypes serve only a nearest-prototype search, so a class the source never saw
-            # (held out for an open-set stream) simply has none
-            present = np.unique(y)
-            sums = np.zeros((self.num_classes, feats.shape[1]))
-            np.add.at(sums, y, feats)
-            means = sums[present] / np.bincount(y, minlength=self.num_classes)[present, None]
-            self.prototypes = torch.from_numpy(means).float()
-            self.source = (torch.tensor(source.train.x, dtype=torch.float32), torch.tensor(source.train.y, dtype=torch.int64))
+            means = class_means(model, source.train.x, source.train.y, self.num_classes)
+            self.prototypes = host_to_model(means, model)
+            # the source split stays on the host (lazy images stay undecoded); each warm-up /
+            # replay batch is read and moved on its own
+            self.source = (source.train.x, source.train.y)
         self.model = model
         student_params = train_all_parameters(model, "rmt")
         self.teacher = frozen_copy(model)
-        self.projector = _Projector(model.feature_dim, p.projection_dim)
-        self.optimizer = torch.optim.Adam([*student_params, *self.projector.parameters()], lr=p.lr)
+        device, dtype = placement(model)
+        # initialised on the CPU (torch's global generator, as before any move) and then moved,
+        # so that a seed gives the same projector on every device
+        self.projector = _Projector(model.feature_dim, p.projection_dim).to(device=device, dtype=dtype)
+        self.optimizer = make_optimizer([*student_params, *self.projector.parameters()], p)
         self._warm_up()
         self._initial = (snapshot(model, self.optimizer), snapshot(self.teacher), snapshot(self.projector))
 
     def _source_batch(self) -> tuple[Tensor, Tensor]:
         x, y = self.source
-        idx = torch.randint(0, len(y), (self.params.source_batch_size,), generator=self.generator)
-        return x[idx], y[idx]
+        idx = torch.randint(0, len(y), (self.params.source_batch_size,), generator=self.generator, device="cpu").numpy()
+        return host_to_model(x[idx], self.model), host_to_model(y[idx], self.model)
 
     def _warm_up(self) -> None:
         p = self.params

@@ -5,15 +5,20 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
 from infobench.errors import InfobenchError
 from infobench.models.base import Classifier
 from infobench.registry import register
-from infobench.tasks.tta.common import EntropyMinimization, EntropyParams
+from infobench.tasks.tta.common import (
+    EntropyMinimization,
+    EntropyParams,
+    family_table,
+    host_to_model,
+)
 from infobench.tasks.tta.methods.base import SourceInfo
+from infobench.tasks.tta.methods.tent import Tent
 
 
 def prior_kl(probs: Tensor, prior: Tensor) -> Tensor:
@@ -65,10 +70,15 @@ class SFDAPrior(EntropyMinimization):
     on test-batch statistics, one Adam step with lr 1e-3 per batch), so the KL term is the
     only difference from ``tent``; the KL term uses the whole batch, the entropy term the
     samples the optional WOC filter keeps (``woc: true``; nothing kept -> no update).
+
+    Family defaults: Tent's (cifar Adam lr 1e-3; imagenet SGD lr 0.00025, momentum 0.9,
+    Nesterov; see ``tent``): the anchors have no config for this method, and taking Tent's
+    keeps the KL term the only difference from ``tent`` in every family.
     """
 
     Params = SFDAPriorParams
     needs_source = True
+    family_defaults = family_table(Tent.family_defaults)
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -89,7 +99,7 @@ class SFDAPrior(EntropyMinimization):
             if len(prior) != c:
                 raise InfobenchError(f"sfda_prior: prior has {len(prior)} entries but the data has {c} classes")
             prior_np = np.asarray(prior, dtype=np.float64) / float(np.sum(prior))
-        self.prior = torch.tensor(prior_np, dtype=torch.float32)
+        self.prior = host_to_model(prior_np, model)  # on the model's device, in its dtype
         super().setup(model, source)
 
     def loss(self, logits: Tensor, x: Tensor) -> Tensor | None:

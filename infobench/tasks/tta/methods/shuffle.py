@@ -7,7 +7,9 @@ colour but destroys the object's shape. For 1-D signals (MNIST-1D), the signal i
 ``pieces`` equal segments whose order is shuffled: the documented 1-D analog.
 
 Every sample draws its own permutation (as DeYO's code does). Sizes that ``pieces`` does not
-divide are resized (bilinear / linear) to the next multiple, shuffled and resized back.
+divide are resized (bilinear / linear) to the next multiple, shuffled and resized back. The
+permutations are drawn on the CPU (from ``generator``) and moved to the batch's device, so a
+seed shuffles alike on every device.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _permutations(n: int, pieces: int, generator: torch.Generator | None) -> Tensor:
-    """(n, pieces) independent random permutations of ``range(pieces)``."""
-    return torch.rand(n, pieces, generator=generator).argsort(1)
+def _permutations(n: int, pieces: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """(n, pieces) independent random permutations of ``range(pieces)``, drawn on the CPU, on ``device``."""
+    return torch.rand(n, pieces, generator=generator, device="cpu").argsort(1).to(device)
 
 
 def _round_up(size: int, pieces: int) -> int:
@@ -35,8 +37,8 @@ def patch_shuffle(x: Tensor, pieces: int, generator: torch.Generator | None = No
     y = x if (gh, gw) == (h, w) else F.interpolate(x, size=(gh, gw), mode="bilinear", align_corners=False)
     ph, pw = gh // pieces, gw // pieces
     patches = y.reshape(n, c, pieces, ph, pieces, pw).permute(0, 2, 4, 1, 3, 5).reshape(n, pieces * pieces, c, ph, pw)
-    order = _permutations(n, pieces * pieces, generator)
-    patches = patches[torch.arange(n)[:, None], order]
+    order = _permutations(n, pieces * pieces, generator, x.device)
+    patches = patches[torch.arange(n, device=x.device)[:, None], order]
     y = patches.reshape(n, pieces, pieces, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, gh, gw)
     return y if (gh, gw) == (h, w) else F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
 
@@ -53,7 +55,7 @@ def segment_shuffle(x: Tensor, pieces: int, generator: torch.Generator | None = 
         y = F.interpolate(y, size=gl, mode="linear", align_corners=False)
     seg = gl // pieces
     segments = y.reshape(n, c, pieces, seg).permute(0, 2, 1, 3)
-    segments = segments[torch.arange(n)[:, None], _permutations(n, pieces, generator)]
+    segments = segments[torch.arange(n, device=x.device)[:, None], _permutations(n, pieces, generator, x.device)]
     y = segments.permute(0, 2, 1, 3).reshape(n, c, gl)
     if gl != length:
         y = F.interpolate(y, size=length, mode="linear", align_corners=False)

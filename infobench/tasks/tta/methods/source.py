@@ -16,6 +16,7 @@ class Source(TTAMethod):
 
     The "source" row of every TTA table (e.g. Wang et al., "Tent: Fully Test-Time Adaptation
     by Entropy Minimization", ICLR 2021, Table 2): ``f(x; theta_source)``, nothing updated.
+    No parameters, hence no family defaults.
     """
 
     Params = NoParams

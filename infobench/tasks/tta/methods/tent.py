@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from infobench.registry import register
-from infobench.tasks.tta.common import EntropyMinimization, EntropyParams
+from infobench.tasks.tta.common import (
+    ANCHOR_OPTIMIZER,
+    EntropyMinimization,
+    EntropyParams,
+    family_table,
+)
 
 
 @register("tta.method", "tent")
@@ -21,6 +26,12 @@ class Tent(EntropyMinimization):
     With ``woc: true`` the wisdom-of-crowds filter is applied (the ``tent+woc`` of Lee et al.
     2023). Documented choice: with ``steps > 1`` the returned prediction is the first forward
     pass's (before any update on the batch), where the reference code returns the last.
+
+    Family defaults (``family_defaults``, from mariodoebler/test-time-adaptation,
+    ``cfgs/cifar10_c/tent.yaml`` and ``cfgs/imagenet_c/tent.yaml`` with ``conf.py``): cifar
+    Adam lr 1e-3 (the paper's CIFAR setting, = the defaults); imagenet SGD lr 0.00025,
+    momentum 0.9, Nesterov (the paper's ImageNet setting, batch 64).
     """
 
     Params = EntropyParams
+    family_defaults = family_table(ANCHOR_OPTIMIZER)

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from infobench.models.base import Classifier
 from infobench.registry import register
-from infobench.tasks.tta.common import entropy, restore, snapshot
+from infobench.tasks.tta.common import entropy, host_random, restore, seeded_generator, snapshot
 from infobench.tasks.tta.methods.base import SourceInfo, TTAMethod
 from infobench.tasks.tta.methods.trainable import train_all_parameters
 
@@ -52,6 +52,9 @@ class UPL(TTAMethod):
     the shared features multiplied by uniform noise 1 + U(-r, r), r = 0.3 (the feature-noise
     perturbation of Ouali et al.'s cross-consistency training), and head 1 sees them clean.
     BN layers use test-batch statistics.
+
+    Family defaults: none; the anchors (mariodoebler/test-time-adaptation) have no config for
+    this method, so the reference code's settings hold everywhere.
     """
 
     class Params(BaseModel):
@@ -76,7 +79,7 @@ class UPL(TTAMethod):
             {"params": encoder, "betas": (0.9, 0.999)},
             {"params": list(self.heads.parameters()), "betas": (p.head_beta1, 0.999)},
         ], lr=p.lr)
-        self.generator = torch.Generator().manual_seed(int(torch.randint(0, 2**31 - 1, (1,))))
+        self.generator = seeded_generator()
         self._initial = (snapshot(model, self.optimizer), snapshot(self.heads))
 
     def head_logits(self, feats: Tensor) -> Tensor:
@@ -84,7 +87,7 @@ class UPL(TTAMethod):
         r = self.params.feature_noise
         outs = [self.heads[0](feats)]
         for head in self.heads[1:]:
-            noise = 1.0 + r * (2.0 * torch.rand(feats.shape, generator=self.generator) - 1.0)
+            noise = 1.0 + r * (2.0 * host_random("uniform", feats.shape, self.generator, feats) - 1.0)
             outs.append(head(feats * noise))
         return torch.stack(outs)
 

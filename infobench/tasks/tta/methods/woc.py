@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from infobench.registry import register
-from infobench.tasks.tta.common import EntropyMinimization, EntropyParams
+from infobench.tasks.tta.common import EntropyMinimization, EntropyParams, family_table
+from infobench.tasks.tta.methods.tent import Tent
 
 
 class WOCParams(EntropyParams):
@@ -32,6 +33,12 @@ class WisdomOfCrowds(EntropyMinimization):
     normalises with the same test-batch statistics as the adapted one (both are the source
     weights in Tent's configuration), so at the first batch every sample is kept and the
     filter only reacts to what adaptation changed.
+
+    Family defaults: Tent's (cifar Adam lr 1e-3; imagenet SGD lr 0.00025, momentum 0.9,
+    Nesterov; see ``tent``). The anchors (mariodoebler/test-time-adaptation) have no config
+    for this method; it is Tent with a filter, so it takes Tent's settings in each family and
+    stays comparable with ``{name: tent, woc: true}``.
     """
 
     Params = WOCParams
+    family_defaults = family_table(Tent.family_defaults)
