@@ -12,7 +12,7 @@ VISION_VENV := .venv-vision
 VISION_PY   := $(VISION_VENV)/bin/python
 VISION_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup setup-vision run test test-vision bench lint clean
+.PHONY: setup setup-vision run test test-vision bench lint clean reproduce
 
 setup: $(STAMP)
 
@@ -42,10 +42,17 @@ test: setup
 # the tests that need torchvision/timm, and the model and data tests, with the vision extra
 # installed (make test runs everything without it; those tests skip there, saying why)
 test-vision: setup-vision
-	$(VISION_PY) -m pytest -p no:cacheprovider tests/models tests/data tests/test_real_scale.py
+	$(VISION_PY) -m pytest -p no:cacheprovider tests/models tests/data tests/test_real_scale.py tests/test_real_experiments.py
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+# every shipped experiment at full size (hours: run it in the background), then docs/reproduction.md
+# from their claims tables; the four real-data experiments run only when their files are under
+# $INFOBENCH_DATA (the page lists the skipped ones). Options for `infobench run` go in
+# REPRODUCE_ARGS, e.g. make reproduce REPRODUCE_ARGS="--jobs 2 --device cuda"
+reproduce: setup
+	$(PY) -m infobench.report.reproduction $(REPRODUCE_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check infobench tests benchmarks

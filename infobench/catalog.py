@@ -113,7 +113,7 @@ def show_folder(folder: Path, console) -> None:
             table.add_row(name, ", ".join(splits[:6]) + (f" (+{len(splits) - 6})" if len(splits) > 6 else ""), str(len(group)))
         console.print(table)
     files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    plots = [str(p) for p in files if p.suffix == ".png"]
+    plots = [str(p) for p in files if p.parts[0] == "plots" and p.suffix in (".png", ".pdf", ".svg")]
     logs = [p for p in files if p.parts[0] == "logs"]
     console.print(f"files: {len(files)} ({len(plots)} plots, {len(logs)} logs)")
     for p in plots[:20]:

@@ -68,6 +68,7 @@ def run(
     deterministic: Annotated[bool, typer.Option("--deterministic", help="one thread per run and torch's deterministic algorithms: bit-identical tables whatever --jobs")] = False,
     device: Annotated[str | None, typer.Option("--device", help="where runs compute: auto (CUDA when present), cpu, cuda, cuda:N or mps; overrides the spec's device:")] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help="retrain cached models once in this sweep (implies --force)")] = False,
+    plot_format: Annotated[str, typer.Option("--plot-format", help="figures as png (300 dpi), pdf or svg")] = "png",
 ) -> None:
     """Run every run of the given specs, skipping those already finished."""
     import time
@@ -81,6 +82,9 @@ def run(
         force = True
     with _terminated_as_interrupt():
         try:
+            from infobench import plots
+
+            plots.set_format(plot_format)  # every figure is drawn in this process, after the runs
             check_scheduler(scheduler)
             if jobs > available_cores() and executor is not Executor.dask:
                 err_console.print(f"[yellow]--jobs {jobs} is more than this machine's {available_cores()} cores: "
@@ -113,6 +117,7 @@ def run(
                     raise typer.Exit(130) from None
                 code = max(code, summary.exit_code)
                 _print_summary(summary, the_plan.spec.task)
+                _print_claims(the_plan.spec.claims, summary.folder)
         finally:
             pool.close()
     raise typer.Exit(code)
@@ -179,29 +184,60 @@ def _print_summary(summary, task_name: str) -> None:
         console.print(f"plot: {path}")
 
 
+def _print_claims(claims, folder: Path) -> bool:
+    """Judge ``claims`` on ``folder``, print their table and write its claims.csv; a claim that
+    cannot be judged (a name the folder lacks) is printed as an error. Returns False then."""
+    from infobench.report.claims import check, rich_table
+
+    if not claims:
+        return True
+    try:
+        judgements = check(folder, claims=claims)
+    except InfobenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return False
+    console.print(rich_table(judgements, f"{folder}: claims (written to claims.csv)"))
+    return True
+
+
 @app.command("compare")
 def compare_cmd(
     dirs: Annotated[list[Path], typer.Argument(help="result folders", show_default=False)],
     metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="metric to show (repeatable)")] = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="only this split/domain")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="only these splits/domains, comma-separated")] = None,
     by: Annotated[Optional[str], typer.Option("--by", help="extra grouping columns, comma-separated")] = None,
     baseline: Annotated[Optional[str], typer.Option("--baseline", help="method to report deltas against")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.rich,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write the table to this file")] = None,
+    pivot: Annotated[Optional[str], typer.Option("--pivot", help="one table per metric with this key's values as columns and a mean column, best per column in bold: split (methods x domains), seed, source, or any --by key")] = None,
+    ci: Annotated[Optional[float], typer.Option("--ci", help="LEVEL: percentile bootstrap interval (e.g. 95) of each mean over its seeds, 10,000 resamples, seeded")] = None,
 ) -> None:
-    """Final metrics aggregated over seeds (mean ± std), side by side across result folders."""
-    from infobench.compare import compare, render, rich_tables
+    """Final metrics aggregated over seeds (mean ± std), side by side across result folders;
+    --pivot split gives the methods x domains table of papers."""
+    from infobench.compare import RUN_KEYS, compare, render, rich_tables
+    from infobench.report.tables import pivot as pivot_tables
+    from infobench.report.tables import render_pivot, rich_pivot
 
+    splits = [s.strip() for s in split.split(",") if s.strip()] if split else None
+    by_keys = [c.strip() for c in by.split(",") if c.strip()] if by else []
     try:
-        result = compare(dirs, metrics=metric or None, split=split,
-                         by=[c.strip() for c in by.split(",") if c.strip()] if by else None, baseline=baseline)
+        if pivot is not None and baseline is not None:
+            raise InfobenchError("--pivot and --baseline do not combine: a pivot table marks the best of each "
+                                 "column instead of showing deltas")
+        if pivot is not None and pivot not in ("split", "source", *RUN_KEYS, *by_keys):
+            by_keys.append(pivot)  # a config key or metric column: made a row key, then spread into columns
+        result = compare(dirs, metrics=metric or None, split=splits, by=by_keys or None, baseline=baseline, ci=ci)
+        pivots = pivot_tables(result, pivot, keep_pooled=bool(splits)) if pivot is not None else None
     except InfobenchError as exc:
         raise _fail(exc) from None
+    for line in result.warnings:
+        err_console.print(f"warning: {line}", style="yellow", markup=False, highlight=False)
     if fmt is Format.rich and out_file is None:
-        for table in rich_tables(result):
+        for table in rich_pivot(pivots) if pivots is not None else rich_tables(result):
             console.print(table)
         return
-    text = render(result, "md" if fmt is Format.rich else fmt.value)
+    chosen = "md" if fmt is Format.rich else fmt.value
+    text = render_pivot(pivots, chosen) if pivots is not None else render(result, chosen)
     if out_file is not None:
         from infobench.results import atomic_write
 
@@ -214,6 +250,27 @@ def compare_cmd(
         console.print(f"wrote {out_file}")
     else:
         sys.stdout.write(text)
+
+
+@app.command()
+def report(
+    dirs: Annotated[list[Path], typer.Argument(help="result folders", show_default=False)],
+    out_file: Annotated[Path, typer.Option("--out", help="the HTML file to write")] = Path("report.html"),
+    title: Annotated[Optional[str], typer.Option("--title", help="page title (default: the folders' names)")] = None,
+    ci: Annotated[Optional[float], typer.Option("--ci", help="bootstrap intervals over seeds at this level (percent, e.g. 95) instead of ± std")] = None,
+) -> None:
+    """One self-contained HTML page of the folders: claims, tables, figures, spec and manifest (reads offline)."""
+    from infobench.report.html import write_report
+
+    try:
+        written = write_report(dirs, out_file, title=title, ci=ci)
+    except InfobenchError as exc:
+        raise _fail(exc) from None
+    from rich.text import Text
+
+    for problem in written.problems:  # Text: a label such as [loss.name=focal] prints as written
+        err_console.print(Text.assemble(("warning: ", "yellow"), problem), highlight=False)
+    console.print(Text(f"wrote {out_file}"), highlight=False)
 
 
 @app.command("list")
@@ -229,6 +286,32 @@ def list_cmd(
             console.print(table)
     except InfobenchError as exc:
         raise _fail(exc) from None
+
+
+@app.command("claims")
+def claims_cmd(
+    dirs: Annotated[list[Path], typer.Argument(help="result folders", show_default=False)],
+    spec: Annotated[Optional[Path], typer.Option("--spec", help="judge the claims of this spec file (default: each folder's spec.yaml)")] = None,
+) -> None:
+    """Judge the published claims a spec declares (claims:) on its results: measured values, a 95%
+    paired t interval over seeds and a verdict (holds / fails / inconclusive); writes claims.csv.
+    Exit 0 whatever the verdicts; 2 when a folder or a claim is bad input."""
+    from infobench.report.claims import folder_claims
+
+    bad = False
+    for folder in dirs:
+        try:
+            claims = folder_claims(folder, spec)
+        except InfobenchError as exc:
+            bad = True
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            continue
+        if not claims:
+            err_console.print(f"{folder}: its spec declares no claims (add claims: to it, or pass --spec FILE)",
+                              highlight=False)
+            continue
+        bad = not _print_claims(claims, folder) or bad
+    raise typer.Exit(2 if bad else 0)
 
 
 @app.command()

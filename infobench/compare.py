@@ -3,7 +3,8 @@
 ``compare(dirs)`` reads the tidy metric rows of one or more results folders of any task (their
 metrics/ Parquet files, or metrics.csv in folders of results format 2) and
 returns a :class:`CompareResult`; ``render(result, fmt)`` turns it into Markdown, CSV or LaTeX
-and ``rich_tables(result)`` into tables for the terminal.
+and ``rich_tables(result)`` into tables for the terminal. Pivot tables (methods x domains),
+bootstrap intervals, the number format and the renderers live in :mod:`infobench.report.tables`.
 
 Only final values count (rows whose ``step`` is empty); per-step curves are for plots. Rows of
 runs that are not ``done`` are already dropped by :func:`infobench.results.load_metrics`.
@@ -19,15 +20,32 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from infobench.errors import InfobenchError
-from infobench.metrics import higher_is_better
 from infobench.registry import did_you_mean
+from infobench.report.tables import (
+    FEW_SEEDS,
+    SIGNIFICANT,
+    Grid,
+    check_level,
+    decimals_for,
+    fixed,
+    input_differences,
+    interval_note,
+    intervals,
+    mark_best,
+    mean_interval,
+    mean_spread,
+    ordered_unique,
+    render_grids,
+    rich_table,
+    shown_keys,
+)
 from infobench.results import METRIC_COLUMNS, folder_tables
 
 # Columns that identify what was run; a row of the summary is one combination of these.
@@ -35,7 +53,10 @@ RUN_KEYS = ("dataset", "model", "method", "variant")
 # What makes two runs in different folders "the same run" for a paired comparison.
 PAIR_KEYS = (*RUN_KEYS, "seed", "split")
 FORMATS = ("md", "csv", "latex")
-FEW_PAIRS = 5  # paired seeds below which a p-value is printed with a caution
+# Paired seeds below which a p-value is printed with a caution. Issue 14 asks for one below 3;
+# 5 is kept because it is stricter: with 3 or 4 pairs the t-test has 2-3 degrees of freedom,
+# almost no power, and its normality assumption cannot be checked. One pair has no p at all.
+FEW_PAIRS = 5
 TABLES = ("all", "summary", "paired")
 
 
@@ -47,9 +68,10 @@ class CompareResult:
         summary: long table, one row per (row key combination, metric), with columns
             ``*keys, metric, mean, std, n, best`` and, when a baseline is given,
             ``delta`` (row mean minus the baseline's mean in the same block) and
-            ``is_baseline``. ``std`` uses ddof=1 and is 0 for ``n == 1``; ``n`` counts the
-            seeds (runs) with a non-missing value; ``best`` is True for the best mean per
-            metric within a block (see :func:`compare`).
+            ``is_baseline``, then ``stale`` and, with ``ci``, ``ci_lo``/``ci_hi``. ``std``
+            uses ddof=1 and is 0 for ``n == 1``; ``n`` counts the seeds (runs) with a
+            non-missing value; ``best`` is True for the best mean per metric within a block
+            (see :func:`compare`).
         keys: the row key columns of ``summary``, in display order.
         metrics: metric names in column order.
         sources: one label per folder, in the order given (the folder name; the full path when
@@ -61,6 +83,11 @@ class CompareResult:
             B = ``sources[1]``, ``t``/``p`` the paired t-test over those seeds (NaN for
             ``n < 2``). None otherwise.
         paired_keys: the key columns of ``paired``.
+        values: the final values the summary aggregates, one row per run and metric:
+            ``*keys, seed, metric, value`` (what pivots and intervals resample).
+        ci: the confidence level (percent) of ``summary``'s ``ci_lo``/``ci_hi`` columns, or None.
+        warnings: what the reader must know before trusting a side-by-side reading (folders
+            whose data or streams differ).
     """
 
     summary: pd.DataFrame
@@ -70,6 +97,9 @@ class CompareResult:
     baseline: str | None = None
     paired: pd.DataFrame | None = None
     paired_keys: list[str] | None = None
+    values: pd.DataFrame | None = None
+    ci: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def wide(self, value: str = "mean") -> pd.DataFrame:
         """``summary`` pivoted to one row per key combination and one column per metric.
@@ -92,8 +122,7 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     return list(value)
 
 
-def _ordered_unique(values) -> list:
-    return list(pd.unique(pd.Series(values)))
+_ordered_unique = ordered_unique
 
 
 def _source_labels(paths: list[Path]) -> list[str]:
@@ -244,19 +273,6 @@ def _select(data: pd.DataFrame, metrics: list[str], splits: list[str], where: st
     return final, metrics or available
 
 
-def _mark_best(summary: pd.DataFrame, block: list[str]) -> pd.Series:
-    """True where a row's mean is the best of its metric within ``block`` (ties all marked).
-
-    Metrics of unknown direction and blocks with fewer than two finite means get no mark.
-    """
-    sign = summary["metric"].map(lambda m: {True: 1.0, False: -1.0}.get(higher_is_better(m), np.nan))
-    score = summary["mean"] * sign
-    groups = score.groupby([summary[c] for c in [*block, "metric"]], sort=False, dropna=False)
-    top = groups.transform("max")
-    candidates = groups.transform("count")
-    return (score == top) & (candidates >= 2) & score.notna()
-
-
 def _add_baseline(summary: pd.DataFrame, baseline: str, block: list[str]) -> pd.DataFrame:
     # An exact variant label picks one setting of a swept method; a method name picks its runs.
     by_variant = summary["variant"] == baseline
@@ -340,6 +356,7 @@ def compare(
     split: str | Sequence[str] | None = None,
     by: str | Sequence[str] | None = None,
     baseline: str | None = None,
+    ci: float | None = None,
 ) -> CompareResult:
     """Aggregate the final metrics of one or more results folders over seeds.
 
@@ -353,6 +370,9 @@ def compare(
             is labelled with its bare name) or else a method name; adds ``delta`` = row mean
             minus the baseline's mean within the same (source, dataset, model, split, ``by``)
             block. A method name matching several variants in one block is an error.
+        ci: a confidence level in percent (95): adds ``ci_lo``/``ci_hi``, the percentile
+            bootstrap interval of each mean over its seeds (see :mod:`infobench.report.tables`;
+            NaN for one seed).
 
     Rows are grouped by (source when several folders, dataset, model, method, variant, split,
     ``by``); each cell holds the mean, std (ddof=1, 0 for one seed) and count of the values.
@@ -360,6 +380,8 @@ def compare(
     in the direction of :func:`infobench.metrics.higher_is_better`; metrics of unknown direction
     and blocks with one row are left unmarked. With exactly two folders that hold the same runs
     (equal dataset, model, method, variant, seed, split), a paired table of B - A is added.
+    Folders whose runs differ in their data or streams (dataset and scenario blocks, data
+    digests) get a line in ``warnings``.
 
     Raises:
         InfobenchError: a folder is missing or has no finished metrics, or a split, metric,
@@ -368,6 +390,8 @@ def compare(
     paths = [Path(d) for d in dirs]
     if not paths:
         raise InfobenchError("compare needs at least one results folder")
+    if ci is not None:
+        check_level(ci)
     sources = _source_labels(paths)
     where = ", ".join(str(p) for p in paths)
     data, runs_of = _load(paths, sources)
@@ -389,11 +413,14 @@ def compare(
     summary["stale"] = grouped["stale"].sum().to_numpy().astype(int)
     summary["n"] = summary["n"].astype(int)
     summary.loc[summary["n"] == 1, "std"] = 0.0
-    summary["best"] = _mark_best(summary, [*lead, "dataset", "split", *by_names])
+    summary["best"] = mark_best(summary, [*lead, "dataset", "split", *by_names])
     if baseline is not None:
         summary = _add_baseline(summary, baseline, [*lead, "dataset", "model", "split", *by_names])
 
     summary = summary[[c for c in summary.columns if c != "stale"] + ["stale"]]  # new column last: csv readers keep theirs
+    values = final[[*dict.fromkeys([*keys, "seed"]), "metric", "value"]].reset_index(drop=True)
+    if ci is not None:  # new columns after the others, as above
+        summary = summary.merge(intervals(values, [*keys, "metric"], ci), on=[*keys, "metric"], how="left")
 
     paired, paired_keys = (None, None)
     if len(paths) == 2:
@@ -401,25 +428,20 @@ def compare(
     return CompareResult(
         summary=summary, keys=keys, metrics=metric_names, sources=sources,
         baseline=baseline, paired=paired, paired_keys=paired_keys,
+        values=values, ci=ci, warnings=input_differences(runs_of) if multi else [],
     )
 
 
 # --------------------------------------------------------------------------- rendering
 
-
-@dataclass
-class _Grid:
-    """A table ready for any output format: header, rows of (text, bold) cells, caption, notes."""
-
-    title: str
-    caption: str
-    header: list[str]
-    rows: list[list[tuple[str, bool]]]
-    notes: list[str]
-    key_count: int  # leading columns that name the row rather than hold numbers
+# The grid and its renderers live in report.tables; the old private names stay for callers.
+_Grid = Grid
+_mean_std = mean_spread
+_shown_keys = shown_keys
 
 
 def _num(x: float, digits: int, sign: bool = False) -> str:
+    """A statistic shown on its own (t, p): ``digits`` decimals, %g for tiny or huge values."""
     if x is None or (isinstance(x, float) and np.isnan(x)):
         return "–"  # undefined (no value, or a t-test over fewer than two differing seeds)
     plus = "+" if sign else ""
@@ -429,47 +451,22 @@ def _num(x: float, digits: int, sign: bool = False) -> str:
     return f"{x:{plus}.{digits}g}"
 
 
-def _mean_std(mean: float, std: float, n: int, digits: int) -> str:
-    """``mean ± std`` with both at the same precision; one run has no spread to show, and a
-    spread that rounds to zero at that precision reads ``< 0.001`` rather than a false 0."""
-    text = _num(mean, digits)
-    if n < 2:
-        return text
-    if _num(mean, digits) == f"{mean:.{digits}f}" and not np.isnan(std):
-        spread = f"{std:.{digits}f}"
-        if std > 0 and float(spread) == 0:
-            spread = f"< {10.0 ** -digits:.{digits}f}"
-        return f"{text} ± {spread}"
-    return f"{text} ± {_num(std, digits)}"
-
-
-def _shown_keys(frame: pd.DataFrame, keys: list[str]) -> tuple[list[str], str]:
-    """Key columns worth a column (they vary), and a caption naming the constant ones."""
-    shown, constant = [], []
-    for key in keys:
-        values = _ordered_unique(frame[key])
-        if key == "variant" and all(v in ("", m) for v, m in zip(frame["variant"], frame["method"])):
-            continue  # only default settings: the method column already says it
-        if key == "method" or len(values) > 1:
-            shown.append(key)
-        elif values[0] != "":
-            constant.append(f"{key}={values[0]}")
-    return shown, " · ".join(constant)
-
-
-def _summary_grid(result: CompareResult, digits: int) -> _Grid:
+def _summary_grid(result: CompareResult, significant: int) -> Grid:
     summary = result.summary
-    shown, caption = _shown_keys(summary, result.keys)
+    shown, caption = shown_keys(summary, result.keys)
     records = {
         (tuple(rec[k] for k in result.keys), rec["metric"]): rec
         for rec in summary.to_dict("records")
     }
+    # One number format per column: its metric's largest mean keeps `significant` digits.
+    decimals = {m: decimals_for(summary.loc[summary["metric"] == m, "mean"], significant) for m in result.metrics}
     row_keys = [tuple(r) for r in summary[result.keys].drop_duplicates().itertuples(index=False)]
     # One n per row fits in its own column; n varying across a row's metrics goes in each cell.
     n_per_row = summary.groupby(result.keys, sort=False)["n"].nunique()
     n_column = bool((n_per_row == 1).all())
     header = [*shown, *(["n"] if n_column else []), *result.metrics]
-    rows = []
+    with_ci = result.ci is not None and "ci_lo" in summary.columns
+    rows, few = [], False
     for row_key in row_keys:
         named = dict(zip(result.keys, row_key))
         recs = [records.get((row_key, m)) for m in result.metrics]
@@ -477,40 +474,48 @@ def _summary_grid(result: CompareResult, digits: int) -> _Grid:
         cells = [(str(named[k]) + (mark if k == shown[-1] else ""), False) for k in shown]
         if n_column:
             cells.append((str(next(r["n"] for r in recs if r is not None)), False))
-        for rec in recs:
+        for metric, rec in zip(result.metrics, recs):
             if rec is None:
                 cells.append(("–", False))
                 continue
-            text = _mean_std(rec["mean"], rec["std"], rec["n"], digits)
+            digits = decimals[metric]
+            if with_ci:
+                text = mean_interval(rec["mean"], rec["ci_lo"], rec["ci_hi"], rec["n"], digits)
+                few |= 1 < rec["n"] < FEW_SEEDS
+            else:
+                text = mean_spread(rec["mean"], rec["std"], rec["n"], digits)
             if not n_column:
                 text += f" (n={rec['n']})"
             if result.baseline is not None and not rec["is_baseline"] and not pd.isna(rec["delta"]):
-                text += f" Δ{_num(rec['delta'], digits, sign=True)}"
+                text += f" Δ{fixed(rec['delta'], digits, sign=True)}"
             cells.append((text, bool(rec["best"])))
         rows.append(cells)
-    notes = ["mean ± std over seeds (n = runs of one setting; a single run shows its value); best per metric in bold"]
+    spread = interval_note(result.ci, few) if with_ci else \
+        "mean ± std over seeds (n = runs of one setting; a single run shows its value)"
+    notes = [f"{spread}; best per metric in bold"]
     if "stale" in summary.columns and summary["stale"].any():
         notes.append("† made (in part) by code that has changed since: `infobench run` on the spec reruns them")
     if result.baseline is not None:
         notes.append(f"Δ = mean minus the mean of baseline {result.baseline!r} in the same block")
-    return _Grid("Summary", caption, header, rows, notes, len(shown))
+    return Grid("Summary", caption, header, rows, notes, len(shown))
 
 
-def _paired_grid(result: CompareResult, digits: int) -> _Grid | None:
+def _paired_grid(result: CompareResult, significant: int) -> Grid | None:
     paired = result.paired
     if paired is None:
         return None
-    shown, caption = _shown_keys(paired, result.paired_keys)
+    shown, caption = shown_keys(paired, result.paired_keys)
     a, b = result.sources
     header = [*shown, "metric", a, b, f"{b} − {a}", "n", "t", "p"]
     rows = []
     for rec in paired.to_dict("records"):
+        digits = decimals_for([rec["mean_a"], rec["mean_b"]], significant)  # a row holds one metric
         rows.append([
             *((str(rec[k]), False) for k in shown),
             (rec["metric"], False),
-            (_num(rec["mean_a"], digits), False),
-            (_num(rec["mean_b"], digits), False),
-            (f"{_num(rec['diff'], digits, sign=True)} ± {_num(rec['diff_std'], digits)}", False),
+            (fixed(rec["mean_a"], digits), False),
+            (fixed(rec["mean_b"], digits), False),
+            (f"{fixed(rec['diff'], digits, sign=True)}" + (f" ± {fixed(rec['diff_std'], digits)}" if rec["n"] > 1 else ""), False),
             (str(rec["n"]), False),
             (_num(rec["t"], 2), False),
             (_num(rec["p"], 3) + (" *" if 1 < rec["n"] < FEW_PAIRS and not pd.isna(rec["p"]) else ""), False),
@@ -519,15 +524,15 @@ def _paired_grid(result: CompareResult, digits: int) -> _Grid | None:
     if ((paired["n"] > 1) & (paired["n"] < FEW_PAIRS)).any():
         notes.append(f"* p from fewer than {FEW_PAIRS} seeds: the t-test has almost no power and its "
                      "normality assumption cannot be checked; run more seeds before reading it")
-    return _Grid("Paired", caption, header, rows, notes, len(shown) + 1)
+    return Grid("Paired", caption, header, rows, notes, len(shown) + 1)
 
 
-def _grids(result: CompareResult, table: str, digits: int) -> list[_Grid]:
+def _grids(result: CompareResult, table: str, significant: int) -> list[Grid]:
     grids = []
     if table in ("all", "summary"):
-        grids.append(_summary_grid(result, digits))
+        grids.append(_summary_grid(result, significant))
     if table in ("all", "paired"):
-        paired = _paired_grid(result, digits)
+        paired = _paired_grid(result, significant)
         if paired is None and table == "paired":
             raise InfobenchError("no paired table: it needs exactly two folders holding the same runs")
         if paired is not None:
@@ -535,50 +540,7 @@ def _grids(result: CompareResult, table: str, digits: int) -> list[_Grid]:
     return grids
 
 
-def _markdown(grid: _Grid) -> str:
-    def cell(text: str, bold: bool) -> str:
-        text = text.replace("|", "\\|")
-        return f"**{text}**" if bold and text else text
-
-    lines = [f"**{grid.title}**" + (f" ({grid.caption})" if grid.caption else ""), ""]
-    lines.append("| " + " | ".join(cell(h, False) for h in grid.header) + " |")
-    lines.append("|" + "|".join("---" for _ in grid.header) + "|")
-    lines.extend("| " + " | ".join(cell(t, b) for t, b in row) + " |" for row in grid.rows)
-    lines.append("")
-    lines.extend(f"_{note}_" for note in grid.notes)
-    return "\n".join(lines)
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "±": r"$\pm$", "Δ": r"$\Delta$", "−": r"$-$", "–": r"--",
-}
-
-
-def _latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
-
-
-def _latex(grid: _Grid) -> str:
-    def cell(text: str, bold: bool) -> str:
-        text = _latex_escape(text)
-        return f"\\textbf{{{text}}}" if bold else text
-
-    lines = [f"% {grid.title}" + (f": {grid.caption}" if grid.caption else "")]
-    lines.extend(f"% {note}" for note in grid.notes)
-    align = "l" * grid.key_count + "r" * (len(grid.header) - grid.key_count)
-    lines.append("\\begin{tabular}{" + align + "}")
-    lines.append("\\toprule")
-    lines.append(" & ".join(cell(h, False) for h in grid.header) + r" \\")
-    lines.append("\\midrule")
-    lines.extend(" & ".join(cell(t, b) for t, b in row) + r" \\" for row in grid.rows)
-    lines.append("\\bottomrule")
-    lines.append("\\end{tabular}")
-    return "\n".join(lines)
-
-
-def render(result: CompareResult, fmt: str, table: str | None = None, digits: int = 3) -> str:
+def render(result: CompareResult, fmt: str, table: str | None = None, digits: int = SIGNIFICANT) -> str:
     """Render a :class:`CompareResult` as text.
 
     Args:
@@ -587,11 +549,13 @@ def render(result: CompareResult, fmt: str, table: str | None = None, digits: in
         table: ``summary``, ``paired`` or ``all``. The default is ``all`` for md and latex
             (the summary, then the paired table when there is one) and ``summary`` for csv,
             which holds a single table so that it stays loadable with ``pandas.read_csv``.
-        digits: decimals shown in md/latex cells (csv keeps full precision).
+        digits: significant digits of the largest mean of each column (md/latex); every cell of
+            a column then shows the same decimals (csv keeps full precision).
 
     The csv form is long, one row per (row keys, metric): the key columns, then ``metric,
-    mean, std, n, best`` (True/False) and, with a baseline, ``delta, is_baseline``; the paired
-    csv has ``*keys, metric, mean_a, mean_b, diff, diff_std, n, t, p``.
+    mean, std, n, best`` (True/False), with a baseline ``delta, is_baseline``, then ``stale``
+    and, with ``ci``, ``ci_lo, ci_hi``; the paired csv has ``*keys, metric, mean_a, mean_b,
+    diff, diff_std, n, t, p``.
     """
     if fmt not in FORMATS:
         raise InfobenchError(f"unknown format {fmt!r}{did_you_mean(fmt, FORMATS)}; choose from {', '.join(FORMATS)}")
@@ -605,26 +569,9 @@ def render(result: CompareResult, fmt: str, table: str | None = None, digits: in
             raise InfobenchError("no paired table: it needs exactly two folders holding the same runs")
         frame = result.summary if chosen == "summary" else result.paired
         return frame.to_csv(index=False, lineterminator="\n")
-    write = _markdown if fmt == "md" else _latex
-    return "\n\n".join(write(grid) for grid in _grids(result, chosen, digits)) + "\n"
+    return render_grids(_grids(result, chosen, digits), fmt)
 
 
-def rich_tables(result: CompareResult, digits: int = 3) -> list:
+def rich_tables(result: CompareResult, digits: int = SIGNIFICANT) -> list:
     """The summary (and paired, when present) as ``rich.table.Table`` objects, best in bold."""
-    from rich.table import Table
-    from rich.text import Text
-
-    tables = []
-    for grid in _grids(result, "all", digits):
-        title = grid.title + (f" — {grid.caption}" if grid.caption else "")
-        rich_table = Table(title=title, caption="; ".join(grid.notes))
-        for i, name in enumerate(grid.header):
-            # keys (method, variant, split) are never cut: a narrow terminal squeezes numbers first
-            is_key = i < grid.key_count
-            width = max([len(name)] + [len(row[i][0]) for row in grid.rows]) if is_key else None
-            rich_table.add_column(name, justify="left" if is_key else "right", no_wrap=is_key, min_width=width)
-        for row in grid.rows:
-            # Text objects, not markup strings: a variant like "mix[0.5]" must print literally.
-            rich_table.add_row(*(Text(t, style="bold" if b else "") for t, b in row))
-        tables.append(rich_table)
-    return tables
+    return [rich_table(grid) for grid in _grids(result, "all", digits)]

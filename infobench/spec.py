@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    NonNegativeFloat,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+from pydantic import Field as ModelField
 
 from infobench import registry
 from infobench.errors import RegistryError, SpecError
@@ -29,7 +39,7 @@ UNTRAINED = "none"  # ``train: none``: the model is used as its checkpoint has i
 
 NAME_PATTERN = re.compile(r"[a-z0-9_.-]{1,100}")  # used with fullmatch: no trailing newline slips through
 BASE_KEYS = ("name", "task", "description", "seeds", "dataset", "model", "train", "scenario", "methods", "threads",
-             "deterministic", "quick", "device", "precision")
+             "deterministic", "quick", "device", "precision", "claims")
 MAX_NODES = 100_000  # values a parsed spec may hold once YAML aliases are expanded
 MAX_DEPTH = 40  # nesting a spec may have (deeper is an attack or a mistake, never a config)
 MAX_NUMBER = 1e12  # no setting of any plugin is this large; larger means a typo or an attack
@@ -361,6 +371,98 @@ def _validated_combos(model_cls: type[BaseModel], raw: Any, prefix: str, problem
     return out
 
 
+# --------------------------------------------------------------------------------------- claims
+# The schema of a spec's ``claims:`` list; infobench.report.claims judges them from results. It
+# lives here, not there, because tasks import this module: a module it imports becomes part of
+# every run's code digest (provenance.py), and editing how claims are judged must not make
+# finished runs stale.
+
+CLAIM_FORMS = ("lower", "higher", "equal", "method")  # the key that says what is claimed
+_CLAIM_NEEDS = {"lower": ("than",), "higher": ("than",), "equal": ("to", "tolerance"),
+                "method": ("expect", "tolerance")}
+_CLAIM_PARTNERS = ("than", "to", "tolerance", "expect")
+_Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class Claim(BaseModel):
+    """One published claim a spec declares (the forms: ``infobench.report.claims``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = ModelField(pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="a short name, unique in the spec")
+    paper: str = ModelField("", description="where the claim is published: authors, year (and table)")
+    metric: str = ModelField(min_length=1, description="the metric the claim is about")
+    split: str = ModelField(min_length=1, description="the split (domain) of that metric")
+    where: dict[str, _Scalar] = ModelField(default_factory=dict, description="keep the runs whose configuration has these values")
+    lower: str | None = ModelField(None, min_length=1, description="this variant's value is below `than`")
+    higher: str | None = ModelField(None, min_length=1, description="this variant's value is above `than`")
+    equal: str | None = ModelField(None, min_length=1, description="this variant's value is within `tolerance` of `to`")
+    method: str | None = ModelField(None, min_length=1, description="this variant's value is within `tolerance` of `expect`")
+    than: StrictStr | StrictFloat | StrictInt | None = ModelField(None, description="a variant, or a number")
+    to: StrictStr | StrictFloat | StrictInt | None = ModelField(None, description="a variant, or a number")
+    tolerance: NonNegativeFloat | None = None
+    expect: float | None = None
+    published: dict[str, float] = ModelField(default_factory=dict, description="the paper's numbers, in infobench's units")
+    note: str = ""
+
+    @property
+    def form(self) -> str:
+        return next(f for f in CLAIM_FORMS if getattr(self, f) is not None)
+
+    @property
+    def subject(self) -> str:
+        return getattr(self, self.form)
+
+    @property
+    def reference(self) -> str | float:
+        """The other side: a variant, or a number (``than``, ``to`` or ``expect``)."""
+        return {"lower": self.than, "higher": self.than, "equal": self.to, "method": self.expect}[self.form]
+
+    @property
+    def names(self) -> list[tuple[str, str]]:
+        """(key, variant name) of each side that names a variant."""
+        out = [(self.form, self.subject)]
+        if isinstance(self.reference, str):
+            out.append(("than" if self.form in ("lower", "higher") else "to", self.reference))
+        return out
+
+    def text(self) -> str:
+        """The claim in words: ``tent < source``, ``temperature = uncalibrated ± 0.002``."""
+        ref = self.reference if isinstance(self.reference, str) else f"{self.reference:.4g}"
+        if self.form in ("lower", "higher"):
+            return f"{self.subject} {'<' if self.form == 'lower' else '>'} {ref}"
+        return f"{self.subject} = {ref} ± {self.tolerance:.4g}"
+
+
+def _claim_form_problems(claim: Claim, prefix: str) -> list[str]:
+    """What a field-valid claim still lacks or has too much of, each with its key path."""
+    given = [f for f in CLAIM_FORMS if getattr(claim, f) is not None]
+    if not given:
+        return [f"{prefix}: say what is claimed: lower/than, higher/than, equal/to/tolerance or method/expect/tolerance"]
+    if len(given) > 1:
+        return [f"{prefix}.{given[1]}: one claim per entry; this one already says {given[0]}: (make it a claim of its own)"]
+    form = given[0]
+    needs = _CLAIM_NEEDS[form]
+    problems = [f"{prefix}.{key}: missing; a {form}: claim needs {' and '.join(needs)}"
+                for key in needs if getattr(claim, key) is None]
+    problems += [f"{prefix}.{key}: not used by a {form}: claim (it takes {' and '.join(needs)})"
+                 for key in _CLAIM_PARTNERS if key not in needs and getattr(claim, key) is not None]
+    return problems
+
+
+_SETTING_ITEM = re.compile(r",(?=[A-Za-z_][\w.-]*=)")  # a comma that starts the next key=value of a bracket
+
+
+def split_label(label: str) -> tuple[str, dict[str, str]]:
+    """``tent [scenario.rounds=1,train.lr=0.1]`` -> (``tent``, {scenario.rounds: 1, train.lr: 0.1}),
+    values as the label writes them (a list value keeps its commas)."""
+    base, bracket, rest = label.partition(" [")
+    if not bracket or not rest.endswith("]"):
+        return label, {}
+    items = [item.partition("=") for item in _SETTING_ITEM.split(rest[:-1]) if item]
+    return base, {k: v for k, _, v in items}
+
+
 @dataclass
 class MethodVariant:
     """One concrete method configuration: a name and fully resolved parameters."""
@@ -397,6 +499,7 @@ class Spec:
     quick: dict[str, Any] = field(default_factory=dict)  # the quick: overrides, as written (not applied)
     device: str | None = None  # where runs compute (--device overrides it); not part of a run's identity
     precision: str = "fp32"  # part of every run's configuration when not fp32
+    claims: list[Claim] = field(default_factory=list)  # published claims the results are judged on; no run's identity
 
     def resolved(self) -> dict[str, Any]:
         """The spec as written to results/<name>/spec.yaml (a block with a grid lists each value)."""
@@ -415,6 +518,8 @@ class Spec:
             out["device"] = self.device
         if self.precision != "fp32":
             out["precision"] = self.precision
+        if self.claims:  # in spec.yaml, so that `infobench claims DIR` finds them; never in a run's config
+            out["claims"] = [c.model_dump(mode="json", exclude_defaults=True) for c in self.claims]
         return out
 
     def runs(self) -> list[Run]:
@@ -652,6 +757,7 @@ def validate(raw: Any, source: str = "<spec>", max_runs: int = MAX_RUNS) -> Spec
     if not isinstance(quick, dict) or not all(isinstance(k, str) for k in quick):
         problems.append("quick: expected a mapping of key paths to values (the overrides --quick applies)")
         quick = {}
+    claims = _claims(raw.get("claims"), problems)
     problems.extend(_number_problems({k: v for k, v in raw.items() if k != "quick"}, ""))
     if problems and any("not a finite number" in p or "beyond any sensible" in p for p in problems):
         raise SpecError(source, problems)  # nothing below is safe to expand with such numbers
@@ -718,6 +824,7 @@ def validate(raw: Any, source: str = "<spec>", max_runs: int = MAX_RUNS) -> Spec
                            "checkpoint: give model.checkpoint: PATH (a .pt or .safetensors state dict)")
                 if problem not in problems:
                     problems.append(problem)
+        problems.extend(_claim_name_problems(claims, variants, settings, task_cls.method_kind))
 
     if problems:
         raise SpecError(source, problems)
@@ -725,8 +832,73 @@ def validate(raw: Any, source: str = "<spec>", max_runs: int = MAX_RUNS) -> Spec
         source=source, name=name, task=task_name, description=description, seeds=seeds,
         blocks={k: [values for values, _ in combos] for k, combos in block_combos.items()},
         settings=settings, methods=methods, variants=variants, threads=threads,
-        deterministic=deterministic, quick=quick, device=device, precision=precision,
+        deterministic=deterministic, quick=quick, device=device, precision=precision, claims=claims,
     )
+
+
+def _claims(raw: Any, problems: list[str]) -> list[Claim]:
+    """The ``claims:`` list validated (:class:`Claim` and its form rules), each problem with its
+    key path (``claims[1].than``)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append("claims: expected a list of claims, e.g. - {id: ..., metric: ..., split: ..., lower: A, than: B}")
+        return []
+    claims = []
+    for i, entry in enumerate(raw):
+        claim = _validate_model(Claim, entry, f"claims[{i}]", problems)
+        if claim is not None:
+            found = _claim_form_problems(claim, f"claims[{i}]")
+            problems.extend(found)
+            claims += [] if found else [claim]
+    ids = [c.id for c in claims]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        problems.append(f"claims: the same id is used more than once: {', '.join(repeated)}")
+    return claims
+
+
+def _claim_name_problems(claims: list[Claim], variants: list[MethodVariant], settings: list[Setting],
+                         method_kind: str) -> list[str]:
+    """Names the claims give that the spec lacks: a variant (a variant label or a method name) and
+    the configuration key paths of ``where:`` and of a name's setting bracket
+    (``tent [scenario.rounds=1]``). Values are not checked here: ``--quick`` and ``--set`` may
+    run other values than the full spec, and judging a folder names what it lacks. A method of
+    the task that a ``--set methods=...`` left out is no problem: its claims are judged "not run"."""
+    if not claims:
+        return []
+    from infobench.results import flat_config
+
+    known = list(dict.fromkeys([*(v.label for v in variants), *(v.name for v in variants)]))
+    paths = {key for s in settings for key in flat_config(s.blocks)}
+    paths |= {key for v in variants for key in flat_config({"method": {"params": v.params}}) if key != "method"}
+    paths = sorted(paths)
+    problems = []
+    for i, claim in enumerate(claims):
+        prefix = f"claims[{i}]"
+        for key, name in claim.names:
+            base, setting = split_label(name)
+            # a label whose parameters a --set changed is judged later; its method must be here
+            method = base.split("(", 1)[0]
+            if base not in known and method not in known and method not in registry.names(method_kind):
+                problems.append(f"{prefix}.{key}: no variant {base!r} in this spec{registry.did_you_mean(base, known)}; "
+                                f"variants: {', '.join(known)}")
+            problems += [f"{prefix}.{key}: {path!r} in its setting bracket is no key path of the runs' "
+                         f"configuration{registry.did_you_mean(path, paths)}" for path in setting if path not in paths]
+        problems += [f"{prefix}.where.{key}: no such key path in the runs' configuration{registry.did_you_mean(key, paths)}"
+                     for key in claim.where if key not in paths]
+    return problems
+
+
+def read_claims(path: str | Path) -> list[Claim]:
+    """The validated ``claims:`` of a spec file (a results folder's spec.yaml too), without
+    validating the rest of it; malformed claims are a ``SpecError`` naming each key path."""
+    raw = read_spec_file(path)
+    problems: list[str] = []
+    claims = _claims(raw.get("claims") if isinstance(raw, dict) else None, problems)
+    if problems:
+        raise SpecError(str(path), problems)
+    return claims
 
 
 def quick_overrides(raw: Any) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from infobench.cli import app
@@ -79,3 +80,24 @@ def test_help_and_compare_do_not_import_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.fixture
+def png_after():
+    """The figure format is the driver process's setting: put the default back for later tests."""
+    from infobench import plots
+
+    yield
+    plots.set_format("png")
+
+
+def test_plot_format_writes_the_figures_as_asked_and_refuses_others(tmp_path, write_spec, tiny_spec, png_after):
+    path = write_spec({**tiny_spec, "seeds": [0]})
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(path), "--out", str(out), "--plot-format", "svg"])
+    assert result.exit_code == 0, result.output
+    figures = list((out / tiny_spec["name"] / "plots").iterdir())
+    assert figures and all(f.suffix == ".svg" for f in figures)
+    assert figures[0].read_text().lstrip().startswith(("<?xml", "<svg"))
+    result = runner.invoke(app, ["run", str(path), "--out", str(out), "--plot-format", "gif"])
+    assert result.exit_code == 2 and "gif" in result.output

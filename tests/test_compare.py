@@ -35,8 +35,12 @@ for seed, acc in enumerate((0.86, 0.88, 0.91)):
     V2[("tent", seed)]["accuracy"] = acc
 
 
-def write_folder(root: Path, values: dict, splits=("test",), failed=(), extra_params=None) -> Path:
-    """A results folder written by hand: one done run per (method, seed), plus ``failed`` runs."""
+def write_folder(root: Path, values: dict, splits=("test",), failed=(), extra_params=None, config=None) -> Path:
+    """A results folder written by hand: one done run per (method, seed), plus ``failed`` runs.
+
+    A metric's value is a number (the first split gets it, each next split 1 more) or a dict
+    {split: value} (only those splits get the metric). ``config``, a dict, is every run's
+    recorded configuration (its method and seed filled in per run)."""
     root.mkdir(parents=True)
     runs, rows = [], []
     entries = [(key, vals, "done") for key, vals in values.items()]
@@ -46,12 +50,16 @@ def write_folder(root: Path, values: dict, splits=("test",), failed=(), extra_pa
         params = {"lr": 1e-3 if method == "tent" else 0.0, **(extra_params or {})}
         base = {"run_id": run_id, "task": "tta", "dataset": "digits", "model": "cnn",
                 "method": method, "variant": method, "seed": seed}
-        runs.append({**base, "params": json.dumps(params), "status": status,
+        recorded = "" if config is None else json.dumps(
+            {**config, "method": {"name": method, "params": params}, "seed": seed})
+        runs.append({**base, "params": json.dumps(params), "config": recorded, "status": status,
                      "error": "boom" if status == "failed" else "", "seconds": 1.0})
         for s_index, split in enumerate(splits):
             for metric, value in vals.items():
+                if isinstance(value, dict) and split not in value:
+                    continue
                 rows.append({**base, "split": split, "step": "", "metric": metric,
-                             "value": value + s_index})
+                             "value": value[split] if isinstance(value, dict) else value + s_index})
                 # A per-step value that must not be mistaken for a final one.
                 rows.append({**base, "split": split, "step": 5, "metric": metric, "value": -99.0})
     for name, columns, table in (("runs.csv", RUN_COLUMNS, runs), ("metrics.csv", METRIC_COLUMNS, rows)):
@@ -388,3 +396,42 @@ def test_the_parquet_layout_compares_exactly_like_the_csv_one(tmp_path, v1, v2):
     pd.testing.assert_frame_equal(a.summary, b.summary)
     pd.testing.assert_frame_equal(a.paired, b.paired)
     assert render(a, "md") == render(b, "md")
+
+
+def test_each_column_has_one_number_format_from_its_largest_mean(v1):
+    # accuracy (largest .87) keeps 3 decimals; mi_xt_bits (largest 2.5) 3 significant digits: 2 decimals
+    text = render(compare([v1]), "md")
+    assert "| source | 3 | 0.820 ± 0.020 | **0.550 ± 0.050** | 2.00 ± 1.00 |" in text
+    assert "| tent | 3 | **0.870 ± 0.026** | 0.650 ± 0.050 | 2.50 ± 1.00 |" in text
+
+
+def test_paired_single_seed_shows_no_zero_spread(tmp_path):
+    a = write_folder(tmp_path / "a", {("tent", 0): {"accuracy": 0.5}})
+    b = write_folder(tmp_path / "b", {("tent", 0): {"accuracy": 0.7}})
+    text = render(compare([a, b]), "md")
+    assert "| tent | accuracy | 0.500 | 0.700 | +0.200 | 1 | – | – |" in text
+    assert "0.000" not in text
+
+
+@pytest.mark.parametrize("seeds, cautioned", [(2, True), (4, True), (5, False)])
+def test_p_values_under_five_paired_seeds_carry_a_caution(tmp_path, seeds, cautioned):
+    # FEW_PAIRS = 5 is stricter than issue 14's "below 3": 3-4 pairs give a t-test of 2-3 dof
+    a = write_folder(tmp_path / "a", {("tent", s): {"accuracy": 0.5 + 0.01 * s} for s in range(seeds)})
+    b = write_folder(tmp_path / "b", {("tent", s): {"accuracy": 0.6 + 0.013 * s} for s in range(seeds)})
+    text = render(compare([a, b]), "md")
+    p_cell = next(line for line in text.splitlines() if line.startswith("| tent |")).split("|")[-2]
+    assert p_cell.strip().endswith("*") is cautioned
+    assert ("p from fewer than 5 seeds" in text) is cautioned
+
+
+def test_summary_with_bootstrap_intervals(v1):
+    result = compare([v1], metrics=["accuracy"], ci=95)
+    tent = row(result, "tent", "accuracy")
+    # 1 resample in 27 repeats the smallest seed: the 95 % bounds are the extreme seeds
+    assert (tent["ci_lo"], tent["ci_hi"]) == pytest.approx((0.85, 0.90))
+    assert list(result.summary.columns[-3:]) == ["stale", "ci_lo", "ci_hi"]
+    text = render(result, "md")
+    assert "| tent | 3 | **0.870 [0.850, 0.900]** |" in text
+    assert "95% CI" in text and "fewer than 5 seeds" in text
+    with pytest.raises(InfobenchError, match="percentage between 0 and 100"):
+        compare([v1], ci=0.0)

@@ -43,7 +43,7 @@ def test_a_killed_dask_worker_loses_no_run(tmp_path, tiny_spec):
     rows = read_rows(tmp_path / "tiny" / "runs.csv")
     assert len(rows) == 8 and len({r["run_id"] for r in rows}) == 8
     metrics = load_metrics([tmp_path / "tiny"])
-    assert not metrics.duplicated(["run_id", "split", "metric"]).any()
+    assert not metrics.duplicated(["run_id", "split", "step", "metric"]).any()
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])

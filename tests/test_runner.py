@@ -55,7 +55,7 @@ def test_rerun_skips_finished_runs_and_force_reruns(tmp_path, tiny_spec):
     for name in ("spec.yaml", "manifest.json"):
         assert (folder / name).is_file()
     assert len(list((folder / "logs").glob("*.log"))) == 4
-    assert len(list((folder / "plots").glob("reliability_*.png"))) == 4
+    assert len(list((folder / "plots").glob("reliability_*.png"))) == 2  # one per variant, seeds pooled
 
 
 def test_two_writers_on_one_folder_are_refused(tmp_path, tiny_spec):

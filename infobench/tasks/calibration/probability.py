@@ -147,20 +147,24 @@ class ProbabilityEstimationTask(Task):
         ctx.metrics(truth_metrics(np.exp(log_probs[:, 1]), truth["test"]))
 
     def summarize(self, spec_name: str, metrics, plots_dir: Path) -> list[Path]:
-        from infobench.plots import new_figure, save_png
+        from infobench.plots import legend_outside, new_figure, save_figure, series_styles
 
         table = rank_agreement(metrics)
         if table.empty:
             return []
-        settings = list(dict.fromkeys(table["setting"]))
-        fig, (ax,) = new_figure((7.0, 4.0))
-        width = 0.8 / max(len(settings), 1)
-        for i, setting in enumerate(settings):
+        styles = series_styles(table["setting"])
+        fig, (ax,) = new_figure((9.0, 4.0))
+        width = 0.8 / max(len(styles), 1)
+        for i, (setting, style) in enumerate(styles.items()):
             rows = table[table["setting"] == setting].set_index("metric").reindex(list(OBSERVABLE))
-            ax.bar(np.arange(len(OBSERVABLE)) + i * width, rows["spearman"], width=width, label=setting or spec_name)
-        ax.set_xticks(np.arange(len(OBSERVABLE)) + width * (len(settings) - 1) / 2, OBSERVABLE, rotation=30)
-        ax.set_ylabel("Spearman with mse_true over methods")
+            ax.bar(np.arange(len(OBSERVABLE)) + i * width, rows["spearman"], width=width, color=style.color,
+                   edgecolor="black", linewidth=0.5, label=setting or spec_name)
+        ax.set_xticks(np.arange(len(OBSERVABLE)) + width * (len(styles) - 1) / 2, OBSERVABLE, rotation=30)
+        ax.set_xlabel("observable metric")
+        ax.set_ylabel("Spearman correlation with mse_true\nover methods")
         ax.axhline(0.0, color="black", linewidth=0.5)
         ax.set_ylim(-1.05, 1.05)
-        ax.legend(fontsize=7)
-        return [save_png(fig, Path(plots_dir) / "rank_agreement.png")]
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_title(f"{spec_name}: observable metrics ranking methods like the true error")
+        legend_outside(fig, [ax], title="scenario.psi")
+        return [save_figure(fig, Path(plots_dir) / "rank_agreement")]

@@ -5,8 +5,11 @@ Every run reports, for the clean test set and each shifted domain of the dataset
 domain), the calibrated predictions' accuracy, error, NLL, Brier score, ECE (equal-width and
 equal-mass bins), MCE, ACE, classwise ECE, the debiased L2 calibration error and the AUROC of
 confidence for correctness (:func:`infobench.metrics.calibration_metrics`), plus the
-calibrator's fitted scalars on split ``val``, and draws a reliability diagram of the clean
-test set.
+calibrator's fitted scalars on split ``val``, and its reliability bins per split (``step`` = bin
+index of ``n_bins`` equal-width bins): ``reliability_count``, ``reliability_correct`` and
+``reliability_confidence_sum`` (samples, correct ones, summed confidence) per bin. After a
+sweep, ``summarize`` pools each variant's bins over seeds into ``plots/reliability_<variant>``:
+one figure per variant, a reliability-diagram panel per split.
 
 The base model's training loss comes from the spec's ``loss`` block (default ``ce``; see
 :mod:`infobench.tasks.calibration.losses`): a grid over ``loss.name`` crossed with a list of
@@ -178,14 +181,52 @@ class CalibrationTask(Task):
             ctx.check_finite(logits, f"logits on {split_name}")
             log_probs = calibrator.calibrated_log_probs(logits, **inputs(split))
             ctx.metrics(calibration_metrics(log_probs, split.y, n_bins=scenario.n_bins), split=split_name)
-            if split_name == "test":
-                self._reliability_plot(ctx, np.exp(log_probs), split.y, scenario.n_bins)
+            record_reliability(ctx, np.exp(log_probs), split.y, scenario.n_bins, split_name)
 
-    @staticmethod
-    def _reliability_plot(ctx: RunContext, probs: np.ndarray, labels: np.ndarray, n_bins: int) -> None:
-        from infobench.plots import reliability_diagram
+    def summarize(self, spec_name: str, metrics, plots_dir: Path) -> list[Path]:
+        """One reliability figure per variant: a panel per split (test, then each shifted domain), the
+        bins of every seed pooled (their samples together); returns the files written."""
+        from infobench.plots import reliability_figure, save_figure, unique_slugs
 
-        run = ctx.run
-        slug = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in run.variant)
-        path = Path(ctx.plots_dir) / f"reliability_{slug}_seed{run.seed}.png"
-        reliability_diagram(probs, labels, path, n_bins=n_bins, title=f"{run.variant}, seed {run.seed}")
+        rows = metrics[metrics["metric"].str.startswith("reliability_") & metrics["step"].notna()]
+        written = []
+        for variant, name in unique_slugs(rows["variant"]).items():
+            part = rows[rows["variant"] == variant]
+            panels = {split: pooled_reliability(by_split) for split, by_split in part.groupby("split", sort=False)}
+            seeds = sorted(part["seed"].unique())
+            pooled = f"{len(seeds)} seeds pooled" if len(seeds) > 1 else f"seed {seeds[0]}"
+            title = f"{spec_name}: {variant}, {pooled}"
+            written.append(save_figure(reliability_figure(panels, title=title), Path(plots_dir) / f"reliability_{name}"))
+        return written
+
+
+def record_reliability(ctx: RunContext, probs: np.ndarray, labels: np.ndarray, n_bins: int, split: str) -> None:
+    """The equal-width reliability bins of ``split`` as metric rows (``step`` = bin index): the
+    samples, the correct ones and the sum of their confidences per bin. Sums rather than means, so
+    that seeds pool by adding them and every bin has a row, empty ones included."""
+    from infobench.metrics import reliability_bins
+
+    bins = reliability_bins(probs, labels, n_bins=n_bins)
+    filled = bins.counts > 0
+    correct = np.where(filled, bins.counts * np.nan_to_num(bins.accuracy), 0.0)
+    confidence = np.where(filled, bins.counts * np.nan_to_num(bins.confidence), 0.0)
+    for b in range(bins.n_bins):
+        ctx.metrics({"reliability_count": bins.counts[b], "reliability_correct": round(correct[b]),
+                     "reliability_confidence_sum": confidence[b]}, split=split, step=b)
+
+
+def pooled_reliability(rows):
+    """The :class:`~infobench.metrics.ReliabilityBins` of all samples of the runs in ``rows`` (one
+    split's rows of :func:`record_reliability`, e.g. every seed of a variant): NaN accuracy and
+    confidence in a bin that is empty in every run."""
+    from infobench.metrics import ReliabilityBins
+
+    sums = rows.pivot_table(index="step", columns="metric", values="value", aggfunc="sum")
+    n_bins = int(sums.index.max()) + 1
+    sums = sums.reindex(range(n_bins), fill_value=0.0)
+    counts = sums["reliability_count"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = sums["reliability_correct"].to_numpy(float) / counts
+        confidence = sums["reliability_confidence_sum"].to_numpy(float) / counts
+    return ReliabilityBins(counts=counts.astype(np.int64), accuracy=accuracy, confidence=confidence,
+                           edges=np.linspace(0.0, 1.0, n_bins + 1), binning="width")

@@ -237,13 +237,43 @@ class DistillTask(Task):
             ctx.metric("seconds_per_epoch", float(np.mean([h["seconds"] for h in history])), split="train")
 
     def summarize(self, spec_name: str, metrics, plots_dir: Path) -> list[Path]:
-        """Test accuracy of the student over epochs, one line per loss (mean ± std over seeds)."""
-        from infobench.plots import line_plot
+        """Test accuracy of the student over epochs in %, one line per loss (mean ± std over seeds),
+        with the teacher's test accuracy as a black dashed line.
+
+        ``student_accuracy.<format>`` when the spec has one setting; with a grid over the other
+        blocks (two student models, say), one ``student_accuracy_<setting>`` per setting, so that
+        students are only drawn against others of the same setting, under their own teacher. The
+        teacher line is the mean over seeds of the fixed teacher's final ``teacher_accuracy``;
+        online teachers (trained alongside their student, which record it per epoch) are left out.
+        """
+        from infobench.plots import line_plot, series_styles, split_settings, unique_slugs, wrapped
 
         curves = metrics[(metrics["metric"] == "accuracy") & (metrics["split"] == "test") & metrics["step"].notna()]
         if curves.empty:
             return []
-        path = Path(plots_dir) / "student_accuracy.png"
-        line_plot(curves, x="step", y="value", hue="variant", path=path,
-                  title=f"{spec_name}: student test accuracy", xlabel="epoch")
-        return [path]
+        curves = curves.assign(value=curves["value"] * 100)
+        curves["variant"], setting = split_settings(curves["variant"])
+        styles = series_styles(curves["variant"])
+        written = []
+        for label, name in unique_slugs(setting).items():
+            part = curves[setting == label]
+            teacher = fixed_teacher_accuracy(metrics[metrics["run_id"].isin(part["run_id"])])
+            title = f"{spec_name}: student test accuracy" + (f"\n{wrapped(label)}" if label else "")
+            path, _ = line_plot(part, x="step", y="value", hue="variant",
+                                path=Path(plots_dir) / (f"student_accuracy_{name}" if label else "student_accuracy"),
+                                title=title, xlabel="epoch", ylabel="student test accuracy [%]", styles=styles,
+                                reference=None if teacher is None else (100 * teacher, f"teacher ({100 * teacher:.1f}%)"))
+            written.append(path)
+        return written
+
+
+def fixed_teacher_accuracy(metrics) -> float | None:
+    """Mean over seeds of the final ``teacher_accuracy`` of runs whose teacher is fixed (trained
+    before the student; an online teacher records it per epoch as well); None when there is none.
+    Runs of one seed share their teacher, so each seed counts once."""
+    rows = metrics[metrics["metric"] == "teacher_accuracy"]
+    online = set(rows.loc[rows["step"].notna(), "run_id"])
+    final = rows[rows["step"].isna() & ~rows["run_id"].isin(online)]
+    if final.empty:
+        return None
+    return float(final.groupby("seed")["value"].mean().mean())

@@ -1,24 +1,24 @@
 """Figures of the ``ib`` task, drawn over every finished run of a results folder.
 
-- ``ib_plane_<variant>.png``: the information plane, I(X;T) against I(T;Y), one trajectory
+- ``ib_plane_<variant>``: the information plane, I(X;T) against I(T;Y), one trajectory
   per layer, points coloured by epoch (log colour scale), means over seeds;
-- ``ib_mi_epochs_<variant>.png``: I(X;T) and I(T;Y) of every layer over epochs;
-- ``ib_compression.png``: the compression summary, the drop of I(X;T) from its peak to the
+- ``ib_mi_epochs_<variant>``: I(X;T) and I(T;Y) of every layer over epochs;
+- ``ib_compression``: the compression summary, the drop of I(X;T) from its peak to the
   last epoch per layer and estimator variant (mean and std over seeds).
+
+Files are written in the figure format of :mod:`infobench.plots` (``.png`` by default), named
+with its :func:`~infobench.plots.slug`; a layer has the same style (marker, colour, dash) in each.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from infobench.plots import new_figure, save_png
-
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+from infobench.plots import legend_outside, new_figure, save_figure, series_styles, unique_slugs
 
 
 def layer_order(names) -> list[str]:
@@ -28,10 +28,6 @@ def layer_order(names) -> list[str]:
         return (0, int(match.group(1)), name) if match else (1, 0, name)
 
     return sorted(set(names), key=key)
-
-
-def slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label).strip("_") or "run"
 
 
 def plane_table(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -63,16 +59,18 @@ def plane_figure(table: pd.DataFrame, title: str):
     norm = LogNorm(vmin=epochs.min(), vmax=max(epochs.max(), epochs.min() + 1))
     cmap = colormaps["viridis"]
     points = None
-    for layer, marker in zip(layer_order(table["layer"]), itertools.cycle(MARKERS)):
+    layers = layer_order(table["layer"])
+    styles = series_styles(layers)
+    for layer in layers:
         part = table[table["layer"] == layer]
         ax.plot(part["xt"], part["ty"], color="0.6", linewidth=0.8, zorder=1)
         points = ax.scatter(part["xt"], part["ty"], c=part["epoch"] + 1.0, cmap=cmap, norm=norm, s=16,
-                            marker=marker, zorder=2, label=layer, edgecolors="none")
+                            marker=styles[layer].marker, zorder=2, edgecolors="none")
+        # the legend tells layers apart by marker only: the colour is the epoch
+        ax.scatter([], [], marker=styles[layer].marker, color="0.3", s=16, label=layer)
     if points is not None:
-        fig.colorbar(points, ax=ax, label="epoch + 1")
-        legend = ax.legend(fontsize="x-small", loc="lower right")
-        for handle in legend.legend_handles:
-            handle.set_color("0.3")
+        fig.colorbar(points, ax=ax, label="epoch + 1 (log scale)")
+        legend_outside(fig, [ax], title="layer")
     ax.set_xlabel("I(X;T) [bits]")
     ax.set_ylabel("I(T;Y) [bits]")
     ax.set_title(title)
@@ -82,16 +80,20 @@ def plane_figure(table: pd.DataFrame, title: str):
 
 def epochs_figure(table: pd.DataFrame, title: str):
     """I(X;T) (top) and I(T;Y) (bottom) of each layer over epochs (symmetric-log x axis, epoch 0 shown)."""
-    fig, axes = new_figure((6.4, 6.0), height_ratios=[1.0, 1.0])
+    fig, axes = new_figure((7.2, 6.0), height_ratios=[1.0, 1.0])
+    layers = layer_order(table["layer"])
+    styles = series_styles(layers)
     for ax, column, label in zip(axes, ("xt", "ty"), ("I(X;T) [bits]", "I(T;Y) [bits]")):
-        for layer in layer_order(table["layer"]):
+        for layer in layers:
             part = table[table["layer"] == layer]
-            ax.plot(part["epoch"], part[column], marker="o", markersize=2, linewidth=1.2, label=layer)
+            style = styles[layer]
+            ax.plot(part["epoch"], part[column], color=style.color, linestyle=style.linestyle, marker=style.marker,
+                    markersize=3, linewidth=1.3, label=layer)
         ax.set_xscale("symlog", linthresh=1.0)
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
     axes[0].set_title(title)
-    axes[0].legend(fontsize="x-small", ncol=2)
+    legend_outside(fig, axes[:1], title="layer")
     axes[-1].set_xlabel("epoch")
     return fig
 
@@ -107,17 +109,20 @@ def compression_table(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def compression_figure(stats: pd.DataFrame):
     """Grouped bars: per layer, one bar per variant with its std over seeds."""
-    fig, (ax,) = new_figure((max(6.4, 1.2 * stats["layer"].nunique() + 2), 4.0))
     layers = layer_order(stats["layer"])
-    variants = list(dict.fromkeys(stats["variant"]))
-    width = 0.8 / len(variants)
-    for j, variant in enumerate(variants):
+    styles = series_styles(stats["variant"])
+    # about 0.12 inch per bar, and room for the axis labels and the legend
+    fig, (ax,) = new_figure((min(14.0, max(6.0, 0.12 * len(layers) * len(styles) + 0.3 * len(layers) + 5.0)), 4.0))
+    width = 0.8 / len(styles)
+    for j, (variant, style) in enumerate(styles.items()):
         part = stats[stats["variant"] == variant].set_index("layer").reindex(layers)
         ax.bar(np.arange(len(layers)) + j * width - 0.4 + width / 2, part["mean"], width=width,
-               yerr=part["std"], capsize=2, label=variant)
+               yerr=part["std"], capsize=2, color=style.color, edgecolor="black", linewidth=0.5, label=variant)
     ax.set_xticks(np.arange(len(layers)), layers)
-    ax.set_ylabel("compression: peak I(X;T) - final I(X;T) [bits]")
-    ax.legend(fontsize="x-small")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("peak - final I(X;T) [bits]")
+    ax.set_title("compression per layer (mean ± std over seeds)")
+    legend_outside(fig, [ax], title="variant")
     ax.grid(True, axis="y", alpha=0.3)
     return fig
 
@@ -126,13 +131,14 @@ def ib_figures(metrics: pd.DataFrame, plots_dir: Path) -> list[Path]:
     """Every figure of the module docstring for the runs in ``metrics``; returns the paths written."""
     written = []
     table = plane_table(metrics)
+    names = unique_slugs(table["variant"])
     for variant, part in table.groupby("variant", sort=False):
         span = epoch_span(part["epoch"])
-        written.append(save_png(plane_figure(part, f"information plane: {variant}\n{span}"),
-                                plots_dir / f"ib_plane_{slug(variant)}.png"))
-        written.append(save_png(epochs_figure(part, f"MI per layer: {variant}\n{span}"),
-                                plots_dir / f"ib_mi_epochs_{slug(variant)}.png"))
+        written.append(save_figure(plane_figure(part, f"information plane: {variant}\n{span}"),
+                                   plots_dir / f"ib_plane_{names[variant]}"))
+        written.append(save_figure(epochs_figure(part, f"MI per layer: {variant}\n{span}"),
+                                   plots_dir / f"ib_mi_epochs_{names[variant]}"))
     stats = compression_table(metrics)
     if not stats.empty:
-        written.append(save_png(compression_figure(stats), plots_dir / "ib_compression.png"))
+        written.append(save_figure(compression_figure(stats), plots_dir / "ib_compression"))
     return written

@@ -28,44 +28,55 @@ def mi_vs_truth_points(metrics):
     return out
 
 
+def dodge_offsets(truths, n_series: int, span: float) -> np.ndarray:
+    """Horizontal offsets of ``n_series`` series around each true value, so that estimators at the
+    same truth sit side by side instead of on top of each other: spread over at most 60% of the
+    smallest gap between distinct truths and at most 8% of the axis ``span``; centred on 0."""
+    if n_series < 2:
+        return np.zeros(n_series)
+    distinct = np.unique(np.asarray(truths, float))
+    gap = float(np.min(np.diff(distinct))) if len(distinct) > 1 else span
+    width = min(0.6 * gap, 0.08 * span)
+    return (np.arange(n_series) - (n_series - 1) / 2) * width / (n_series - 1)
+
+
 def mi_vs_truth(metrics, path: str | Path, title: str = "") -> Path | None:
     """Scatter of each estimator's mean estimate (±std over seeds) against the true MI, in bits,
     with the diagonal, one panel per sample size (estimators converge at different rates, and
-    points of different n at the same truth would hide each other); written to ``path``.
-    Returns None when there is nothing to draw."""
-    from infobench.plots import new_figure, save_png
+    points of different n at the same truth would hide each other); written to ``path`` in the
+    current figure format. The estimators at one truth are dodged sideways (:func:`dodge_offsets`;
+    the x axis is read at each cluster's centre) and each has its own colour and marker. Returns the
+    path written, or None when there is nothing to draw."""
+    from infobench.plots import REFERENCE, legend_outside, new_figure, save_figure, series_styles
 
     points = mi_vs_truth_points(metrics)
     if len(points) == 0:
         return None
-    from matplotlib import colormaps
-
     sizes = sorted(points["samples"].dropna().unique()) or [np.nan]
-    fig, axes = new_figure((5.0 * len(sizes) + 2.5, 5.0), columns=len(sizes))
-    tab20, markers = colormaps["tab20"], "osD^vP*Xh<>p"
+    fig, axes = new_figure((4.6 * len(sizes) + 2.6, 4.6), columns=len(sizes))
     series = sorted(points["series"].unique())
+    styles = series_styles(series)  # the same colour and marker per series in every panel
     top = float(np.nanmax(points[["truth", "estimate"]].to_numpy())) * 1.05 + 1e-9
+    offsets = dict(zip(series, dodge_offsets(points["truth"], len(series), top)))
     for ax, size in zip(axes, sizes):
         panel = points if np.isnan(size) else points[points["samples"] == size]
-        for i, name in enumerate(series):  # the same colour and marker per series in every panel
+        for name in series:
             group = panel[panel["series"] == name]
             if group.empty:
                 continue
             label = f"{name} (bound)" if _is_bound(group["method"].iloc[0]) else name
-            colour = tab20((2 * i) % 20 + (2 * i) // 20 % 2)  # the 10 strong colours first, then their light twins
-            ax.errorbar(group["truth"], group["estimate"], yerr=group["std"], fmt=markers[i % len(markers)], ms=4,
-                        capsize=2, alpha=0.8, color=colour, label=label)
-        ax.plot([0, top], [0, top], color="black", lw=1, ls="--", label="truth")
-        ax.set_xlabel("true I(X; Y) [bits]")
+            style = styles[name]
+            ax.errorbar(group["truth"] + offsets[name], group["estimate"], yerr=group["std"], fmt=style.marker,
+                        ms=4.5, capsize=2, color=style.color, markeredgecolor="black", markeredgewidth=0.3,
+                        label=label)
+        ax.plot([0, top], [0, top], color=REFERENCE, lw=1, ls="--", label="truth", zorder=0)
+        ax.set_xlabel("true I(X; Y) [bits]\n(estimators side by side around each truth)")
         ax.set_title("all sample sizes" if np.isnan(size) else f"n = {int(size)}")
+        ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("estimate [bits]")
-    legend = {}
-    for ax in axes:  # a series may be missing from some panels
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(label, handle)
-    fig.legend(legend.values(), legend.keys(), fontsize=7, loc="outside right upper")
+    legend_outside(fig, axes, title="estimator")  # a series may be missing from some panels
     fig.suptitle(title or "MI estimate vs truth")
-    return save_png(fig, path)
+    return save_figure(fig, path)
 
 
 def _is_bound(method: str) -> bool:

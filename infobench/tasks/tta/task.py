@@ -17,10 +17,12 @@ Metrics (``split`` / ``step``):
   for the stream also ``samples_per_second``; on ``open_set`` streams ``auroc_msp``,
   ``fpr95_msp``, ``auroc_energy``, ``fpr95_energy`` (outlier detection with inliers positive)
   and ``outliers``;
+- per domain visit (the domain key / index of the visit's first batch): ``domain_start``, the
+  stream row where the visit begins (a stream of several rounds visits a domain more than once);
 - run facts (``run``): ``needs_source`` (0/1), ``reset_per_domain`` (0/1), ``updates_<what>`` = 1.
 
-``summarize`` draws ``plots/online_error.png``: online error along the stream per variant
-(one file per setting when the spec has a grid over the scenario or other blocks).
+``summarize`` draws ``plots/online_error.png``: online error along the stream per variant, domain
+borders marked (one file per setting when the spec has a grid over the scenario or other blocks).
 """
 
 from __future__ import annotations
@@ -146,7 +148,11 @@ class TTATask(Task):
         batch_of = np.empty(len(stream), dtype=np.int64)
         seconds, kept = [], []
         inputs = _stream_inputs(stream.x, [(start, stop) for start, stop, _ in batches], devices.current())
+        segment_at = {seg.start: seg.name for seg in stream.segments}
         for b, ((start, stop, new_segment), x) in enumerate(zip(batches, inputs, strict=True)):
+            if new_segment:
+                # where each domain visit begins, for the borders on the online-error plot
+                ctx.metric("domain_start", start, split=segment_at[start], step=b)
             if new_segment and start > 0 and scenario.reset == "per_domain":
                 method.reset()
             method.batch_stats = {}
@@ -204,37 +210,50 @@ class TTATask(Task):
             ctx.metrics(outlier_detection(online, stream.outlier), split="stream")
 
     def summarize(self, spec_name: str, metrics, plots_dir: Path) -> list[Path]:
-        """Online error along the stream, one line per method variant (mean ± std over seeds).
+        """Online error along the stream in %, one line per method variant (mean ± std over seeds),
+        domain borders marked where the runs recorded ``domain_start``.
 
         Each run's per-batch error is smoothed by a trailing mean over ``max(1, batches / 40)``
         batches (said on the y axis).
 
-        ``online_error.png`` when the spec has one setting; with a grid over the other blocks,
-        one ``online_error_<setting>.png`` per setting (the label in the variant's brackets),
-        so that lines are only drawn against others on the same stream.
+        ``online_error.<format>`` when the spec has one setting; with a grid over the other blocks,
+        one ``online_error_<setting>`` per setting (the label in the variant's brackets), so that
+        lines are only drawn against others on the same stream. A method keeps its style in each.
         """
-        from infobench.plots import line_plot
+        from infobench.plots import line_plot, series_styles, split_settings, unique_slugs, wrapped
 
         rows = metrics[(metrics["metric"] == "error") & (metrics["split"] == "stream") & metrics["step"].notna()]
         if rows.empty:
             return []
-        data = rows.rename(columns={"value": "online error", "step": "batch"}).sort_values(["run_id", "batch"])
+        # sorted by batch alone (stable): the runs keep the results' order, which fixes the styles
+        data = rows.rename(columns={"value": "online error", "step": "batch"}).sort_values("batch", kind="stable")
+        data["online error"] *= 100
         # a trailing moving average per run, so that a long stream shows trends, not batch noise
         window = max(1, round(data["batch"].max() / 40))
-        data["online error"] = data.groupby("run_id")["online error"].transform(
+        data["online error"] = data.groupby("run_id", sort=False)["online error"].transform(
             lambda v: v.rolling(window, min_periods=1).mean())
-        setting = data["variant"].str.extract(r"\[(.*)\]$", expand=False).fillna("")
+        data["variant"], setting = split_settings(data["variant"])
+        styles = series_styles(data["variant"])
+        starts = metrics[(metrics["metric"] == "domain_start") & metrics["step"].notna()]
+        names = unique_slugs(setting)
         written = []
-        for label in dict.fromkeys(setting):
-            part = data[setting == label].copy()
-            part["variant"] = part["variant"].str.replace(r" \[.*\]$", "", regex=True)
-            slug = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in label)
-            path = Path(plots_dir) / (f"online_error_{slug}.png" if label else "online_error.png")
-            title = f"{spec_name}: online error along the stream" + (f"\n{label}" if label else "")
-            line_plot(part, x="batch", y="online error", hue="variant", path=path, title=title,
-                      ylabel=f"online error (mean of the last {window} batches)" if window > 1 else "online error")
+        for label, name in names.items():
+            part = data[setting == label]
+            title = f"{spec_name}: online error along the stream" + (f"\n{wrapped(label)}" if label else "")
+            ylabel = "online error [%]" + (f"\n(mean of the last {window} batches)" if window > 1 else "")
+            path, _ = line_plot(part, x="batch", y="online error", hue="variant",
+                                path=Path(plots_dir) / (f"online_error_{name}" if label else "online_error"),
+                                title=title, ylabel=ylabel, styles=styles,
+                                segments=stream_segments(starts, part["run_id"].iloc[0]))
             written.append(path)
         return written
+
+
+def stream_segments(starts, run_id: str) -> list[tuple[float, str]]:
+    """(first batch, domain) of each domain visit of run ``run_id``, from its ``domain_start`` rows
+    (every run of a setting has the same stream); empty for results recorded before them."""
+    own = starts[starts["run_id"] == run_id].sort_values("step")
+    return [(float(step), str(name)) for step, name in zip(own["step"], own["split"])]
 
 
 def _stream_inputs(x, ranges: list[tuple[int, int]], where):

@@ -126,16 +126,63 @@ def test_the_constraint_reduction_keeps_the_answer():
         labels = (x + rng.normal(0, trial / 40, x.shape)).argmax(1)
         design = Design(x, True)
         answers.append(separable_direction(design, labels, 0.0, 1.0))
-        assert answers[-1] == _separable_without_reduction(design, labels), trial
+        assert answers[-1] == _separable_without_reduction(design, labels, 0.0, 1.0), trial
     assert 3 <= sum(answers) <= 13  # both answers occur
 
 
-def _separable_without_reduction(design: Design, labels: np.ndarray) -> bool:
+@pytest.mark.parametrize("diagonal, l2_offdiag, l2_bias", [
+    (True, 0.0, 0.0),  # vector scaling with free biases: the hull reduction
+    (False, 1.0, 0.0),  # matrix, diagonal and biases free: the hull reduction
+    (False, 0.0, 1.0),  # matrix, off-diagonal free: the whole sparse program
+    (False, 0.0, 0.0),
+])
+def test_every_sparse_program_gives_the_dense_answer(diagonal, l2_offdiag, l2_bias):
+    # rounded logits put points on hull edges and on top of each other
+    rng = np.random.default_rng(11)
+    answers = []
+    for trial in range(16):
+        x = np.round(rng.normal(0, 2, (30, 4)), 0 if trial % 2 else 3)
+        labels = (x + rng.normal(0, trial / 15, x.shape)).argmax(1)
+        design = Design(x, diagonal)
+        answers.append(separable_direction(design, labels, l2_offdiag, l2_bias))
+        assert answers[-1] == _separable_without_reduction(design, labels, l2_offdiag, l2_bias), trial
+    assert 2 <= sum(answers) <= 14  # both answers occur
+
+
+def test_the_octagon_keeps_every_hull_vertex():
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(5)
+    dropped = 0
+    for trial in range(40):
+        points = rng.normal(0, 1, (rng.integers(3, 60), 2))
+        if trial % 2:
+            points = np.round(points * 2) / 2  # duplicates and collinear points
+        group = rng.integers(0, 3, len(points))
+        inside = affine._inside_octagon(group, points[:, 0], points[:, 1])
+        for g in np.unique(group):
+            members = np.flatnonzero(group == g)
+            if len(np.unique(points[members], axis=0)) >= 3 and np.linalg.matrix_rank(
+                    points[members] - points[members].mean(0)) == 2:
+                assert not inside[members[ConvexHull(points[members]).vertices]].any(), trial
+        dropped += inside.sum()
+    assert dropped > 200  # and it drops most of the others
+
+
+def _separable_without_reduction(design: Design, labels: np.ndarray, l2_offdiag: float, l2_bias: float) -> bool:
+    """The program of separable_direction written out densely, one row per (sample, class)."""
     from scipy.optimize import linprog
 
-    n, c = design.x.shape
-    rows = [np.eye(c)[y] * design.x[i, y] - np.eye(c)[k] * design.x[i, k]
-            for i, y in enumerate(labels) for k in range(c) if k != y]
+    c, d = design.shape
+    free = np.flatnonzero(design.quadratic_weights(l2_offdiag, l2_bias) == 0)
+    rows = []
+    for i, y in enumerate(labels):
+        for k in range(c):
+            if k != y:
+                row = np.zeros((c, d))
+                row[y] += design.phi[y, :, i]
+                row[k] -= design.phi[k, :, i]
+                rows.append(row.ravel()[free])
     margins = np.array(rows) / np.abs(rows).max()
     result = linprog(-margins.sum(0), A_ub=-margins, b_ub=np.zeros(len(margins)), bounds=(-1, 1), method="highs")
     return -result.fun > 1e-9 * len(margins)

@@ -27,11 +27,11 @@ def two_epoch_metrics() -> pd.DataFrame:
 
 def test_short_run_figures_show_every_recorded_epoch_and_name_the_span(tmp_path, monkeypatch):
     drawn = {}
-    monkeypatch.setattr(plots, "save_png", lambda fig, path: drawn.setdefault(Path(path).name, fig) and Path(path))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.setdefault(Path(path).name, fig) and Path(path))
     plots.ib_figures(two_epoch_metrics(), tmp_path)
-    plane = drawn["ib_plane_binning.png"].axes[0]
+    plane = drawn["ib_plane_binning"].axes[0]
     assert "epochs 0-10, 2 recorded" in plane.get_title()
-    assert "epochs 0-10, 2 recorded" in drawn["ib_mi_epochs_binning.png"].axes[0].get_title()
+    assert "epochs 0-10, 2 recorded" in drawn["ib_mi_epochs_binning"].axes[0].get_title()
     # points that do not move are still drawn: one per layer and recorded epoch
     assert sum(len(c.get_offsets()) for c in plane.collections) == 3 * 2
 

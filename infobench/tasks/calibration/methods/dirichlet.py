@@ -9,7 +9,11 @@ full C x C matrix regularised with ODIR, exactly as in :mod:`.matrix`:
                  + nu / C sum_k (W_kk - mean_j W_jj)^2 + (a / n) sum_k (W_kk - ln W_kk),
 
 lambda and mu chosen by cross-validation as in the paper (Sec. 5.2); the last two terms and the
-one-standard-error rule depart from it (:mod:`.affine`).
+one-standard-error rule depart from it (:mod:`.affine`, which also says why the searched lambda
+grows with the number of classes). On 5,000 x 100 calibrated synthetic logits the search picks
+its strongest setting and keeps the accuracy (0.431), with a test NLL of 2.053 against 2.046 for
+temperature scaling: the features ln p have a mean of about -8.5 there, so the same penalty
+leaves the off-diagonal weights more room than on logits.
 """
 
 from __future__ import annotations
