@@ -527,7 +527,8 @@ def _paired_grid(result: CompareResult, significant: int) -> Grid | None:
     return Grid("Paired", caption, header, rows, notes, len(shown) + 1)
 
 
-def _grids(result: CompareResult, table: str, significant: int) -> list[Grid]:
+def grids(result: CompareResult, table: str = "all", significant: int = SIGNIFICANT) -> list[Grid]:
+    """The tables of ``result`` to render: the summary and/or the paired one (``table``)."""
     grids = []
     if table in ("all", "summary"):
         grids.append(_summary_grid(result, significant))
@@ -569,9 +570,9 @@ def render(result: CompareResult, fmt: str, table: str | None = None, digits: in
             raise InfobenchError("no paired table: it needs exactly two folders holding the same runs")
         frame = result.summary if chosen == "summary" else result.paired
         return frame.to_csv(index=False, lineterminator="\n")
-    return render_grids(_grids(result, chosen, digits), fmt)
+    return render_grids(grids(result, chosen, digits), fmt)
 
 
 def rich_tables(result: CompareResult, digits: int = SIGNIFICANT) -> list:
     """The summary (and paired, when present) as ``rich.table.Table`` objects, best in bold."""
-    return [rich_table(grid) for grid in _grids(result, "all", digits)]
+    return [rich_table(grid) for grid in grids(result, "all", digits)]

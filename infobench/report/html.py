@@ -115,22 +115,18 @@ def _result_tables(folders: list[Path], ci: float | None) -> tuple[list, list[st
     """The result tables of one folder, or of several side by side, and compare's cautions
     (folders that differ in their data or streams): compare's summary (and its paired table for
     two folders sharing runs), then a methods x splits pivot of every metric measured on two or
-    more splits (domains, corruptions), when :mod:`infobench.report.tables` offers pivots."""
+    more splits (domains, corruptions)."""
     from infobench import compare
 
-    result = compare.compare(folders, **({"ci": ci} if ci is not None else {}))
-    # compare keeps its grids private; positional, as the name of the digits parameter changed
-    grids = compare._grids(result, "all", getattr(compare, "SIGNIFICANT", 3))
-    return [*grids, *_pivot_grids(result, folders)], list(getattr(result, "warnings", []))
+    result = compare.compare(folders, ci=ci)
+    return [*compare.grids(result), *_pivot_grids(result, folders)], list(result.warnings)
 
 
 def _pivot_grids(result, folders: list[Path]) -> list:
     """A pivot over splits of each headline metric (those ``infobench run`` prints for the
     folders' tasks) that was measured on two or more splits."""
-    try:
-        from infobench.report.tables import MEAN_COLUMN, pivot, pivot_grid
-    except ImportError:  # no pivot module: the summary alone
-        return []
+    from infobench.report.tables import MEAN_COLUMN, pivot, pivot_grid
+
     try:
         pivots = pivot(result, over="split")
     except InfobenchError:  # e.g. a comparison without per-seed values
