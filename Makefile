@@ -16,12 +16,13 @@ VISION_PINS := torch==2.14.1 torchvision==0.29.1
 
 setup: $(STAMP)
 
-# torch goes in first with an exact pin so pip takes the CPU wheel on disk and never a CUDA build.
+# torch goes in first with an exact pin so pip takes the CPU wheel on disk and never a CUDA build;
+# the optional tracking sinks are installed so that their tests run (the core needs neither).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q $(TORCH_PIN)
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,mlflow,tensorboard]"
 	touch $(STAMP)
 
 setup-vision: $(VISION_VENV)/.installed

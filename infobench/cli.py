@@ -69,6 +69,7 @@ def run(
     device: Annotated[str | None, typer.Option("--device", help="where runs compute: auto (CUDA when present), cpu, cuda, cuda:N or mps; overrides the spec's device:")] = None,
     retrain: Annotated[bool, typer.Option("--retrain", help="retrain cached models once in this sweep (implies --force)")] = False,
     plot_format: Annotated[str, typer.Option("--plot-format", help="figures as png (300 dpi), pdf or svg")] = "png",
+    log_to: Annotated[Optional[list[str]], typer.Option("--log-to", help="also copy each run and the figures to mlflow or tensorboard (repeatable; stores inside the results folder unless MLFLOW_TRACKING_URI is set)")] = None,
 ) -> None:
     """Run every run of the given specs, skipping those already finished."""
     import time
@@ -99,7 +100,8 @@ def run(
                 pool.prestart()  # workers start and import while the specs are validated
             try:
                 loaded = [load_spec(path, set_ or [], quick=quick, max_runs=max_runs) for path in specs]  # all valid first
-                plans = [runner.plan(spec, out, force=force, deterministic=deterministic, device=device) for spec in loaded]
+                plans = [runner.plan(spec, out, force=force, deterministic=deterministic, device=device,
+                                     log_to=log_to or ()) for spec in loaded]
             except InfobenchError as exc:
                 raise _fail(exc) from None
             if dry_run:
@@ -169,6 +171,9 @@ def _print_summary(summary, task_name: str) -> None:
         console.print(Text(f"{summary.kept} rerun(s) failed; their earlier finished results are kept (see logs/)", style="yellow"))
     for line in summary.warnings:
         console.print(Text(f"warning: {line}", style="yellow"))
+    for line in summary.tracking_problems:
+        console.print(Text(f"tracking: {line}; the results folder is complete: run again with --log-to to send "
+                           "what was missed", style="red"))
     from infobench import registry
 
     task = registry.get("task", task_name)
@@ -182,6 +187,8 @@ def _print_summary(summary, task_name: str) -> None:
         console.print(table)
     for path in summary.plots:
         console.print(f"plot: {path}")
+    for line in summary.tracked:
+        console.print(Text(line))
 
 
 def _print_claims(claims, folder: Path) -> bool:

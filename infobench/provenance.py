@@ -209,7 +209,7 @@ def code_digest(config: dict[str, Any]) -> str:
     modules = closure(set(roots))
     h = hashlib.sha256(f"infobench {__version__}\n".encode())
     for module in modules:
-        if module in NOT_NUMERIC or module.endswith(".plots") or module.startswith("infobench.report"):
+        if module in NOT_NUMERIC or module.endswith(".plots") or module.startswith(("infobench.report", "infobench.tracking")):
             continue
         h.update(f"{module} {_source(module)[1]}\n".encode())
     digest = h.hexdigest()[:16]

@@ -19,7 +19,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,6 +40,7 @@ from infobench.results import (
     write_json,
 )
 from infobench.spec import Run, Spec
+from infobench.tracking import Tracking, check_sinks
 
 FINISHED = ("done", "diverged")  # statuses that a rerun skips; failed runs are retried
 
@@ -53,6 +54,7 @@ class Plan:
     stale: set[str] = field(default_factory=set)  # done with other code: rerun
     deterministic: bool = False
     device: str = "auto"  # the device name each run resolves (infobench.device), checked at plan time
+    log_to: tuple[str, ...] = ()  # tracking sinks (infobench.tracking) the folder is mirrored to
 
     @property
     def todo(self) -> list[Run]:
@@ -70,6 +72,8 @@ class Summary:
     warnings: list[str] = field(default_factory=list)  # "variant seed s: message" of finished runs
     kept: int = 0  # reruns that failed, whose earlier finished result was kept
     bad_input: int = 0  # runs that failed on the user's input (a bad data file): exit 2
+    tracking_problems: list[str] = field(default_factory=list)  # what a sink failed to copy: exit 1
+    tracked: list[str] = field(default_factory=list)  # where each sink's copy is, and how to open it
 
     @property
     def ok(self) -> bool:
@@ -77,7 +81,7 @@ class Summary:
 
     @property
     def exit_code(self) -> int:
-        return 2 if self.bad_input else (0 if self.ok else 1)
+        return 2 if self.bad_input else (0 if self.ok and not self.tracking_problems else 1)
 
 
 def results_folder(spec: Spec, out_root: str | Path) -> ResultsFolder:
@@ -118,7 +122,7 @@ def with_data_identity(spec: Spec, runs: list[Run]) -> None:
 
 
 def plan(spec: Spec, out_root: str | Path = "results", force: bool = False, deterministic: bool = False,
-         device: str | None = None) -> Plan:
+         device: str | None = None, log_to: Sequence[str] = ()) -> Plan:
     """The spec's runs and which of them are finished: ``done`` (or ``diverged``) with the same
     run_id, which covers configuration and data content, and the same code. Runs done with other
     code are ``stale`` and run again, like everything with ``--force``.
@@ -126,8 +130,11 @@ def plan(spec: Spec, out_root: str | Path = "results", force: bool = False, dete
     ``device`` (``--device``) overrides the spec's ``device:``; both default to ``auto``. The
     device and the spec's precision are checked here, so a missing GPU stops the sweep before
     any run. The device is not part of a run's identity (CPU and GPU agree within float
-    tolerance); it is recorded in the manifest and in each run's log."""
+    tolerance); it is recorded in the manifest and in each run's log.
+
+    ``log_to`` names tracking sinks (``mlflow``, ``tensorboard``); their libraries are checked here."""
     device = check_device(device or spec.device or "auto", spec.precision)
+    sinks = check_sinks(log_to)
     folder = results_folder(spec, out_root)
     folder.check_owned()
     runs = spec.runs()
@@ -137,7 +144,7 @@ def plan(spec: Spec, out_root: str | Path = "results", force: bool = False, dete
     finished = {rid for rid, row in rows.items() if row.get("status") in FINISHED and row.get("code") == code.get(rid)}
     stale = {rid for rid, row in rows.items() if rid in code and row.get("status") in FINISHED} - finished
     return Plan(spec=spec, folder=folder, runs=runs, finished=finished, stale=stale,
-                deterministic=deterministic or spec.deterministic, device=device)
+                deterministic=deterministic or spec.deterministic, device=device, log_to=sinks)
 
 
 def check_device(name: str, precision: str) -> str:
@@ -426,7 +433,7 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
     if jobs > 1:
         todo = spread_shared_models(todo)
     summary = Summary(folder=folder.root, planned=len(the_plan.runs), skipped=len(the_plan.runs) - len(todo))
-    if not todo and _finished_cleanly(folder):
+    if not todo and _finished_cleanly(folder) and not the_plan.log_to:
         return summary  # nothing to run and the figures of the last sweep are complete: write nothing
     started = time.time()
     with folder_lock(folder):
@@ -437,6 +444,7 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
         folder.purge()  # rows an interrupted attempt left without their done row
         write_spec_version(folder, spec)
         previous = folder.run_rows()
+        tracking = Tracking(the_plan.log_to, folder, spec.name) if the_plan.log_to else None
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
@@ -458,6 +466,8 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
                     note = " (the earlier finished result is kept)"
                 else:
                     folder.record(row, metric_rows)
+                    if tracking:
+                        tracking.run_recorded(row)
                 if status != "done" and console is not None:
                     progress.console.print(f"{row['variant']} seed {row['seed']}: {status}: {row['error']}{note}",
                                            style="yellow", markup=False, highlight=False)
@@ -466,6 +476,10 @@ def _execute(the_plan: Plan, threads: int | None, console, executor: Executor) -
                 progress.advance(bar)
         folder.export_csv()  # metrics.csv: the CSV export of the per-run Parquet files, in one rename
         summary.plots = summarize(spec, folder)
+        if tracking:
+            tracking.finish(summary.plots, [folder.root / "spec.yaml", folder.manifest_path])
+            summary.tracking_problems = tracking.problems
+            summary.tracked = [sink.where for sink in tracking.sinks]
         finished = time.time()
         summary.seconds = finished - started
         write_json(folder.manifest_path, manifest(
