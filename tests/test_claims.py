@@ -438,6 +438,33 @@ def test_reproduce_without_running_judges_folders_and_skips_absent_data(tmp_path
     assert not (out / "mine").exists()
 
 
+def test_reproduce_marks_an_experiment_that_ran_reduced(tmp_path, tiny_spec):
+    """A folder run with --set (fewer epochs, one seed) is not the experiment as declared: the
+    page says so in its scale column, its notes and its header, naming what differs."""
+    from infobench.report.reproduction import main
+
+    experiments, out = tmp_path / "experiments", tmp_path / "results"
+    experiments.mkdir()
+    tiny_spec["claims"] = [{"id": "ts-cuts-ece", "metric": "ece", "split": "test", "lower": "temperature",
+                            "than": "uncalibrated"}]
+    (experiments / "tiny.yaml").write_text(yaml.safe_dump(tiny_spec))
+    (experiments / "full.yaml").write_text(yaml.safe_dump({**tiny_spec, "name": "full"}))
+    for name, epochs in (("tiny", 1), ("full", 3)):
+        folder = make_folder(out / name, seeds(temperature=[0.01, 0.02], uncalibrated=[0.10, 0.12]), metric="ece",
+                             split="test")
+        resolved = load_spec(experiments / f"{name}.yaml", [f"train.epochs={epochs}"]).resolved()
+        (folder / "spec.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))  # as runner writes it
+    page_path = tmp_path / "reproduction.md"
+    assert main(["--no-run", "--experiments", str(experiments), "--out", str(out), "--page", str(page_path)]) == 0
+    text = page_path.read_text()
+    tiny_row = next(line for line in text.splitlines() if line.startswith("| tiny |"))
+    full_row = next(line for line in text.splitlines() if line.startswith("| full |"))
+    assert "| reduced: digits, mlp, 2 seeds, 1 epochs |" in tiny_row
+    assert "reduced" not in full_row
+    assert "- `tiny` ran reduced: train.epochs: ran 1 (the spec: 3)" in text
+    assert "Not every experiment ran as declared:** `tiny` ran" in text
+
+
 def test_every_claim_that_cannot_be_judged_is_named_at_once(tmp_path):
     folder = make_folder(tmp_path / "r", seeds(tent=[0.2], source=[0.4]))
     with pytest.raises(InfobenchError) as info:

@@ -238,3 +238,20 @@ def test_cli_log_to(tmp_path, write_spec):
     assert "tensorboard --logdir" in result.output
     bad = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "out"), "--log-to", "wandb"])
     assert bad.exit_code == 2 and "unknown sink" in bad.output
+
+
+def test_mlflow_server_that_does_not_answer_is_reported_not_waited_for(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install 'infobench[mlflow]')")
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)  # also undoes what the sink sets
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")  # the test need not wait out the back-off
+    summary = execute(plan(tta_spec(), tmp_path, log_to=["mlflow"]))
+    assert summary.statuses == {"done": 2}  # the results are recorded all the same
+    assert summary.exit_code == 1 and "mlflow: cannot open" in summary.tracking_problems[0]
+    assert not (tmp_path / "tracked" / "mlflow").exists()  # the user's store was named: nothing made here

@@ -45,6 +45,11 @@ class MlflowSink(Sink):
             home.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{home / 'mlflow.db'}"
             artifacts = (home / "artifacts").as_uri()
+        if uri.startswith(("http://", "https://")):
+            # MLflow retries a server that does not answer for minutes by default; a sweep whose
+            # server is down should say so, not hang (the runs are sent by the next --log-to)
+            for name, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")):
+                os.environ.setdefault(name, value)
         self.client = MlflowClient(tracking_uri=uri)
         self.where = f"mlflow: experiment {spec_name!r} in {uri} (mlflow ui --backend-store-uri {uri})"
         experiment = self.client.get_experiment_by_name(spec_name)
