@@ -115,7 +115,7 @@ class MlflowSink(Sink):
         self.client.set_terminated(run_id, "FINISHED" if row["status"] == "done" else "FAILED")
         for earlier in self._copies.pop(row["run_id"], []):
             self.client.delete_run(earlier.info.run_id)
-        self._copies[row["run_id"]] = [self.client.get_run(run_id)]
+        self._copies[row["run_id"]] = [copy]  # what replacing it later needs: its MLflow run id
 
     def send_figures(self, figures: Sequence[Path], files: Sequence[Path]) -> None:
         if not figures and self._sweep_id is None:
