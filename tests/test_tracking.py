@@ -255,3 +255,31 @@ def test_mlflow_server_that_does_not_answer_is_reported_not_waited_for(tmp_path,
     assert summary.statuses == {"done": 2}  # the results are recorded all the same
     assert summary.exit_code == 1 and "mlflow: cannot open" in summary.tracking_problems[0]
     assert not (tmp_path / "tracked" / "mlflow").exists()  # the user's store was named: nothing made here
+
+
+def test_mlflow_takes_configuration_keys_it_would_refuse(tmp_path, monkeypatch):
+    """MNIST-1D shift names (``noise@1``) are keys of the configuration; MLflow refuses ``@`` in a
+    parameter name, so the whole run would be lost without the renaming."""
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed (pip install 'infobench[mlflow]')")
+    import json
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from infobench.tracking import Tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    execute(plan(tta_spec(), tmp_path))
+    folder = ResultsFolder(tmp_path / "tracked")
+    row = next(r for r in folder.run_rows().values() if r["method"] == "norm")
+    row["config"] = json.dumps({"dataset": {"name": "mnist1d", "shifts": {"noise@1": {"iid_noise_scale": 0.05}}}})
+    tracking = Tracking(["mlflow"], folder, "tracked")
+    tracking.run_recorded(row)
+    assert tracking.problems == []
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder.root / 'mlflow' / 'mlflow.db'}")
+    (copy_,) = client.search_runs([client.get_experiment_by_name("tracked").experiment_id],
+                                  "tags.`infobench.kind` = 'run'")
+    assert copy_.data.params["dataset.shifts.noise_1.iid_noise_scale"] == "0.05"
+    assert copy_.data.params["method"] == "norm"
+    with pytest.raises(MlflowException):  # what the renaming avoids
+        client.log_param(copy_.info.run_id, "dataset.shifts.noise@1.iid_noise_scale", 0.05)

@@ -64,10 +64,15 @@ def attempt_key(row: dict[str, Any], metric_file: Path | None) -> str:
     return f"{row['run_id']}:{row['status']}:{row.get('code', '')}:{digest}"
 
 
+def safe_name(text: str) -> str:
+    """``text`` in the characters MLflow accepts in a metric or parameter name (``[\\w./ :-]``):
+    any other character becomes ``_`` (``gaussian_noise@5`` -> ``gaussian_noise_5``)."""
+    return re.sub(r"[^\w./ :-]", "_", text)
+
+
 def metric_name(split: str, metric: str) -> str:
-    """``split/metric``, in the characters both MLflow and TensorBoard accept (``[\\w./ :-]``):
-    any other character becomes ``_`` (``gaussian_noise@5/error`` -> ``gaussian_noise_5/error``)."""
-    return re.sub(r"[^\w./ :-]", "_", f"{split}/{metric}")
+    """``split/metric`` as both libraries will take it (:func:`safe_name`)."""
+    return safe_name(f"{split}/{metric}")
 
 
 def step_of(step: Any) -> int:
@@ -149,7 +154,8 @@ class Tracking:
             return
         try:
             points = metric_points(read_metric_file(metric_file, row["run_id"])) if metric_file else []
-            config = {"seed": row["seed"], **flat_config(row.get("config") or "{}")}
+            config = {"method": row["method"], "seed": row["seed"],
+                      **{safe_name(k): v for k, v in flat_config(row.get("config") or "{}").items()}}
         except InfobenchError as exc:
             self.problems.append(f"{run_title(row)}: not sent ({exc})")
             return
