@@ -443,26 +443,29 @@ def test_reproduce_marks_an_experiment_that_ran_reduced(tmp_path, tiny_spec):
     page says so in its scale column, its notes and its header, naming what differs."""
     from infobench.report.reproduction import main
 
+    from infobench.runner import execute, plan
+
     experiments, out = tmp_path / "experiments", tmp_path / "results"
     experiments.mkdir()
-    tiny_spec["claims"] = [{"id": "ts-cuts-ece", "metric": "ece", "split": "test", "lower": "temperature",
-                            "than": "uncalibrated"}]
-    (experiments / "tiny.yaml").write_text(yaml.safe_dump(tiny_spec))
-    (experiments / "full.yaml").write_text(yaml.safe_dump({**tiny_spec, "name": "full"}))
-    for name, epochs in (("tiny", 1), ("full", 3)):
-        folder = make_folder(out / name, seeds(temperature=[0.01, 0.02], uncalibrated=[0.10, 0.12]), metric="ece",
-                             split="test")
-        resolved = load_spec(experiments / f"{name}.yaml", [f"train.epochs={epochs}"]).resolved()
-        (folder / "spec.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))  # as runner writes it
+    tiny_spec["claims"] = [{"id": "ts-keeps-accuracy", "metric": "accuracy", "split": "test",
+                            "equal": "temperature", "to": "uncalibrated", "tolerance": 0.002}]
+    for name in ("tiny", "full", "cut"):
+        (experiments / f"{name}.yaml").write_text(yaml.safe_dump({**tiny_spec, "name": name}))
+    execute(plan(load_spec(experiments / "tiny.yaml", ["train.epochs=1"]), out))  # reduced with --set
+    execute(plan(load_spec(experiments / "full.yaml"), out))  # as declared
+    execute(plan(load_spec(experiments / "cut.yaml"), out))
+    runs_csv = out / "cut" / "runs.csv"  # two runs recorded as failed, as a crash in a method leaves them
+    runs_csv.write_text(runs_csv.read_text().replace(",done,", ",failed,", 2))
     page_path = tmp_path / "reproduction.md"
     assert main(["--no-run", "--experiments", str(experiments), "--out", str(out), "--page", str(page_path)]) == 0
     text = page_path.read_text()
-    tiny_row = next(line for line in text.splitlines() if line.startswith("| tiny |"))
-    full_row = next(line for line in text.splitlines() if line.startswith("| full |"))
-    assert "| reduced: digits, mlp, 2 seeds, 1 epochs |" in tiny_row
-    assert "reduced" not in full_row
+    row = {name: next(line for line in text.splitlines() if line.startswith(f"| {name} |"))
+           for name in ("tiny", "full", "cut")}
+    assert "| reduced: digits, mlp, 2 seeds, 1 epochs |" in row["tiny"]
+    assert "| digits, mlp, 2 seeds, 3 epochs |" in row["full"]
     assert "- `tiny` ran reduced: train.epochs: ran 1 (the spec: 3)" in text
-    assert "Not every experiment ran as declared:** `tiny` ran" in text
+    assert "Not every experiment ran as declared:** `cut`, `tiny` ran" in text
+    assert "2 of 4 runs" in row["cut"] and "- `cut`: 2 of the 4 runs it plans finished" in text
 
 
 def test_every_claim_that_cannot_be_judged_is_named_at_once(tmp_path):
