@@ -442,7 +442,6 @@ def test_reproduce_marks_an_experiment_that_ran_reduced(tmp_path, tiny_spec):
     """A folder run with --set (fewer epochs, one seed) is not the experiment as declared: the
     page says so in its scale column, its notes and its header, naming what differs."""
     from infobench.report.reproduction import main
-
     from infobench.runner import execute, plan
 
     experiments, out = tmp_path / "experiments", tmp_path / "results"
