@@ -467,6 +467,19 @@ def test_reproduce_marks_an_experiment_that_ran_reduced(tmp_path, tiny_spec):
     assert "2 of 4 runs" in row["cut"] and "- `cut`: 2 of the 4 runs it plans finished" in text
 
 
+def test_wall_time_of_a_resumed_sweep_says_which_runs_it_covers(tmp_path):
+    from infobench.report.reproduction import wall_time
+
+    folder = make_folder(tmp_path / "r", seeds(tent=[0.2], source=[0.4]), seconds=331.3)
+    assert wall_time(folder) == "5.5 min"
+    write_json(folder.manifest_path, {"created_by": MARKER, "format": FORMAT, "seconds": 331.3,
+                                      "runs": {"planned": 48, "skipped": 3, "done": 45}})
+    assert wall_time(folder) == "5.5 min (the last sweep, 45 of 48 runs)"
+    write_json(folder.manifest_path, {"created_by": MARKER, "format": FORMAT, "seconds": 7300.0,
+                                      "runs": {"planned": 9, "skipped": 0, "done": 9}})
+    assert wall_time(folder) == "2.0 h"
+
+
 def test_every_claim_that_cannot_be_judged_is_named_at_once(tmp_path):
     folder = make_folder(tmp_path / "r", seeds(tent=[0.2], source=[0.4]))
     with pytest.raises(InfobenchError) as info:

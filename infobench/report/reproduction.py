@@ -119,15 +119,24 @@ def departures(folder: Path, resolved: dict) -> list[str]:
 
 
 def wall_time(folder: Path) -> str:
-    """The last sweep's wall time from manifest.json ("—" when that sweep did not finish)."""
+    """The last sweep's wall time from manifest.json ("—" when that sweep did not finish); a sweep
+    that resumed an earlier one says how many of the runs its time covers."""
     from infobench.results import read_manifest
 
-    seconds = read_manifest(folder).get("seconds")
+    manifest = read_manifest(folder)
+    seconds = manifest.get("seconds")
     if not isinstance(seconds, (int, float)):
         return "—"
     if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+        shown = f"{seconds:.0f} s"
+    else:
+        shown = f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+    runs = manifest.get("runs") if isinstance(manifest.get("runs"), dict) else {}
+    skipped, planned = runs.get("skipped"), runs.get("planned")
+    if isinstance(skipped, int) and isinstance(planned, int) and skipped:
+        # a resumed sweep: its time covers the runs it did, not those an earlier sweep finished
+        shown += f" (the last sweep, {planned - skipped} of {planned} runs)"
+    return shown
 
 
 def _cell(text: str) -> str:
