@@ -472,10 +472,10 @@ def test_wall_time_of_a_resumed_sweep_says_which_runs_it_covers(tmp_path):
 
     folder = make_folder(tmp_path / "r", seeds(tent=[0.2], source=[0.4]), seconds=331.3)
     assert wall_time(folder) == "5.5 min"
-    write_json(folder.manifest_path, {"created_by": MARKER, "format": FORMAT, "seconds": 331.3,
+    write_json(folder / "manifest.json", {"created_by": MARKER, "format": FORMAT, "seconds": 331.3,
                                       "runs": {"planned": 48, "skipped": 3, "done": 45}})
     assert wall_time(folder) == "5.5 min (the last sweep, 45 of 48 runs)"
-    write_json(folder.manifest_path, {"created_by": MARKER, "format": FORMAT, "seconds": 7300.0,
+    write_json(folder / "manifest.json", {"created_by": MARKER, "format": FORMAT, "seconds": 7300.0,
                                       "runs": {"planned": 9, "skipped": 0, "done": 9}})
     assert wall_time(folder) == "2.0 h"
 
