@@ -471,6 +471,7 @@ class MethodVariant:
     params: dict[str, Any]
     label: str
     given: frozenset[str] = frozenset()  # parameters the spec set itself (family defaults leave them)
+    entry: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # its spec.methods entry
 
 
 @dataclass
@@ -509,7 +510,7 @@ class Spec:
         out["seeds"] = self.seeds
         for key, values in self.blocks.items():
             out[key] = values[0] if len(values) == 1 else values
-        out["methods"] = self.methods
+        out["methods"] = [self._as_run(entry) for entry in self.methods]
         if self.threads is not None:
             out["threads"] = self.threads
         if self.deterministic:
@@ -521,6 +522,22 @@ class Spec:
         if self.claims:  # in spec.yaml, so that `infobench claims DIR` finds them; never in a run's config
             out["claims"] = [c.model_dump(mode="json", exclude_defaults=True) for c in self.claims]
         return out
+
+    def _as_run(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A method entry with the values its runs use. A parameter the spec left to the benchmark
+        family's default (``TTAMethod.family_defaults``) shows that default when every setting's
+        family agrees on it; where they differ it is left out, so that reading spec.yaml back
+        applies each setting's own. Either way spec.yaml, read back, plans the same runs."""
+        given = next((v.given for v in self.variants if v.entry == entry), frozenset())
+        per_setting = [_family_defaults(entry["name"], setting, self) for setting in self.settings]
+        shown = dict(entry)
+        for key in sorted(set().union(*per_setting) - given):
+            values = [d.get(key, entry.get(key)) for d in per_setting]
+            if all(v == values[0] for v in values):
+                shown[key] = values[0]
+            else:
+                shown.pop(key, None)
+        return shown
 
     def runs(self) -> list[Run]:
         """Seeds x settings x method variants, seed-major so early results cover every method."""
@@ -541,18 +558,23 @@ class Spec:
         return out
 
 
-def _with_family_defaults(variant: MethodVariant, setting: Setting, spec: Spec) -> dict[str, Any]:
-    """The variant's parameters with its method's defaults for the dataset's benchmark family
-    (``TTAMethod.family_defaults``) applied to every parameter the spec did not set."""
+def _family_defaults(method: str, setting: Setting, spec: Spec) -> dict[str, Any]:
+    """The method's defaults for the benchmark family of the setting's dataset
+    (``TTAMethod.family_defaults``); ``{}`` for a method or dataset without one."""
     kind = registry.get("task", spec.task).method_kind
-    method_cls = registry.get(kind, variant.name)
-    table = getattr(method_cls, "family_defaults", None)
+    table = getattr(registry.get(kind, method), "family_defaults", None)
     dataset = setting.blocks.get("dataset")
     if not table or not isinstance(dataset, dict):
-        return variant.params
+        return {}
     dataset_kind = registry.get("task", spec.task).dataset_kind
     family = getattr(registry.get(dataset_kind, dataset["name"]), "family", None)
-    defaults = table.get(family, {})
+    return table.get(family, {})
+
+
+def _with_family_defaults(variant: MethodVariant, setting: Setting, spec: Spec) -> dict[str, Any]:
+    """The variant's parameters with its method's defaults for the dataset's benchmark family
+    applied to every parameter the spec did not set."""
+    defaults = _family_defaults(variant.name, setting, spec)
     return {**variant.params, **{k: v for k, v in defaults.items() if k not in variant.given}}
 
 
@@ -640,7 +662,7 @@ def _expand_method(entry: Any, index: int, method_kind: str, problems: list[str]
     for values, _ in combos:
         for key, value in values.items():
             resolved_entry[key] = raw[key] if _is_grid(raw.get(key)) else value
-    variants = [MethodVariant(name, values, variant_label(name, values, defaults), frozenset(raw))
+    variants = [MethodVariant(name, values, variant_label(name, values, defaults), frozenset(raw), resolved_entry)
                 for values, _ in combos]
     return resolved_entry, variants
 

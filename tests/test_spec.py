@@ -144,3 +144,28 @@ def test_every_shipped_experiment_validates():
     for path in shipped:
         spec = load_spec(path)
         assert len(spec.runs()) >= len(spec.seeds), path
+
+
+def test_spec_yaml_states_the_family_defaults_the_runs_use_and_plans_the_same_runs_back():
+    """eta's class defaults are ImageNet's (SGD, lr 2.5e-4, d_margin 0.05); on a CIFAR-family
+    dataset it runs with the anchors' CIFAR values (Adam, 1e-3, 0.4). spec.yaml said the former
+    while the runs used the latter, and reading it back planned other runs."""
+    import yaml
+
+    def spec(dataset):
+        return validate({"name": "x", "task": "tta", "seeds": [0], "dataset": dataset, "model": {"name": "cnn2d"},
+                         "train": {"epochs": 1}, "methods": ["eta", {"name": "eta", "lr": 0.01}, "source"]})
+
+    one_family = spec({"name": "digits-c"})
+    eta, eta_lr, source = one_family.resolved()["methods"]
+    ran = one_family.runs()[0].config["method"]["params"]
+    assert {k: eta[k] for k in ("optimizer", "lr", "d_margin")} == {"optimizer": "adam", "lr": 0.001, "d_margin": 0.4}
+    assert {k: ran[k] for k in ("optimizer", "lr", "d_margin")} == {k: eta[k] for k in ("optimizer", "lr", "d_margin")}
+    assert eta_lr["lr"] == 0.01 and eta_lr["optimizer"] == "adam" and source == {"name": "source"}
+    # two families that disagree: the parameter is left to each setting's family on reading back
+    two_families = spec([{"name": "digits-c"}, {"name": "imagenet-c", "root": "nowhere"}])
+    eta2 = two_families.resolved()["methods"][0]
+    assert "optimizer" not in eta2 and "d_margin" not in eta2 and eta2["momentum"] == 0.9
+    for made in (one_family, two_families):
+        again = validate(yaml.safe_load(yaml.safe_dump(made.resolved(), sort_keys=False)))
+        assert [r.run_id for r in again.runs()] == [r.run_id for r in made.runs()]

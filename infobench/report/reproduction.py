@@ -238,15 +238,17 @@ def collect(name: str, spec_path: Path, out: Path, quick: bool, run: bool, extra
         entry.error = f"no results in {folder}"
         return entry
     entry.folder = folder
-    entry.departures = departures(folder, spec.resolved())
-    # whether the sweep that made the folder (its spec.yaml: the experiment, or a reduced version of
-    # it) finished every run with today's code; a reduced run is not counted against the full plan
-    try:
-        planned = runner.plan(load_spec(folder / "spec.yaml"), out)
-    except InfobenchError:
-        planned = runner.plan(spec, out)
-    if len(planned.finished) < len(planned.runs):
-        entry.finished = (len(planned.finished), len(planned.runs))
+    declared = runner.plan(spec, out)
+    if len(declared.finished) < len(declared.runs):  # the folder lacks runs of the experiment as declared
+        entry.departures = departures(folder, spec.resolved())
+        # whether the sweep that made the folder (its spec.yaml: the experiment, or a reduced version
+        # of it) finished every run with today's code; a reduced run is not counted against the full plan
+        try:
+            planned = runner.plan(load_spec(folder / "spec.yaml"), out) if entry.departures else declared
+        except InfobenchError:
+            planned = declared
+        if len(planned.finished) < len(planned.runs):
+            entry.finished = (len(planned.finished), len(planned.runs))
     try:
         check(folder, claims=spec.claims)  # the claims as the experiment declares them today
         entry.rows = read_claims_csv(folder)
