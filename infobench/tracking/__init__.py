@@ -129,6 +129,7 @@ class Tracking:
         self.problems: list[str] = []
         self.sinks: list[Sink] = []
         self._sent: dict[str, set[str]] = {}
+        self._handled: set[str] = set()  # run ids this sweep sent or tried: finish() leaves them
         quiet_libraries()
         for name in names:
             module_name, class_name = SINKS[name][:2]
@@ -147,6 +148,7 @@ class Tracking:
 
         if not self.sinks:
             return
+        self._handled.add(row["run_id"])
         metric_file = self.folder.metric_file(row["run_id"]) if row["status"] == "done" else None
         key = attempt_key(row, metric_file)
         waiting = [sink for sink in self.sinks if key not in self._sent[sink.name]]
@@ -168,9 +170,11 @@ class Tracking:
 
     def finish(self, figures: Iterable[Path], files: Iterable[Path]) -> None:
         """Bring every sink level with the folder (runs of earlier sweeps, runs a failed write
-        missed), then send the figures; close the sinks."""
-        for row in self.folder.run_rows().values():
-            self.run_recorded(row)
+        missed), then send the figures; close the sinks. A run this sweep already sent (or failed
+        to send: its problem is reported, the next sweep retries) is not hashed or sent again."""
+        for run_id, row in self.folder.run_rows().items():
+            if run_id not in self._handled:
+                self.run_recorded(row)
         figures, files = list(figures), [f for f in files if f.is_file()]
         for sink in self.sinks:
             try:

@@ -79,7 +79,8 @@ class TensorBoardSink(Sink):
                 writer.close()
             (path / MARKER).write_text(key + "\n")
 
-        for earlier in [p for rid, p in self._run_dirs().items() if rid == row["run_id"]]:
+        earlier = self._run_dirs().get(row["run_id"])  # the copy of an earlier result, replaced
+        if earlier is not None:
             shutil.rmtree(earlier)
         self._replace(f"{slug(row['variant'])}_seed{row['seed']}_{row['run_id']}", write)
 
