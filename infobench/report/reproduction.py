@@ -222,7 +222,7 @@ def collect(name: str, spec_path: Path, out: Path, quick: bool, run: bool, extra
         return Entry(name=name, claims=[], error=f"not a valid spec: {exc}")
     entry = Entry(name=name, claims=list(spec.claims))
     try:
-        runner.plan(spec, out)  # checks that every data file is there, before anything runs
+        declared = runner.plan(spec, out)  # checks that every data file is there, before anything runs
     except DataError as exc:
         # the page names paths as the repository has them, not as this machine does
         entry.skipped = str(exc).replace(f"{ROOT}/", "").replace(str(ROOT), "the repository")
@@ -238,7 +238,8 @@ def collect(name: str, spec_path: Path, out: Path, quick: bool, run: bool, extra
         entry.error = f"no results in {folder}"
         return entry
     entry.folder = folder
-    declared = runner.plan(spec, out)
+    if run:
+        declared = runner.plan(spec, out)  # what the run just finished
     if len(declared.finished) < len(declared.runs):  # the folder lacks runs of the experiment as declared
         entry.departures = departures(folder, spec.resolved())
         # whether the sweep that made the folder (its spec.yaml: the experiment, or a reduced version
